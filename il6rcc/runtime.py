@@ -1,0 +1,66 @@
+"""Process-wide numerical settings, applied by entry points (CLI, tests, notebooks).
+
+Nothing here runs at import time. :func:`setup` must be called before JAX, equinox
+or diffrax are first used:
+
+* float64: stiff ODE solves and their gradients are not reliable in float32;
+* ``EQX_ON_ERROR=nan``: a NaN inside an implicit solver's Newton linear solve then
+  becomes a NaN result (a failed solve, a divergence for the sampler) instead of an
+  exception that ends a whole run. equinox reads it once, when it is imported.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+
+
+def setup(*, x64: bool = True, on_error: str = "nan") -> None:
+    """Switch on float64 and make solver errors non-fatal. Idempotent."""
+    if "equinox" in sys.modules:
+        current = sys.modules["equinox"]._config.EQX_ON_ERROR  # type: ignore[attr-defined]
+        if current != on_error:
+            warnings.warn(
+                f"equinox was imported before il6rcc.runtime.setup() with "
+                f"EQX_ON_ERROR={current!r}; a NaN inside an implicit solver's linear solve "
+                f"will raise instead of failing one solve. Call setup() first, or set the "
+                f"environment variable EQX_ON_ERROR={on_error} before starting Python.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    else:
+        os.environ.setdefault("EQX_ON_ERROR", on_error)
+    import jax
+
+    jax.config.update("jax_enable_x64", x64)
+
+
+def require_x64() -> None:
+    """Raise a clear error when float64 is off (ODE solves need it)."""
+    import jax
+
+    if not jax.config.jax_enable_x64:
+        raise RuntimeError(
+            "il6rcc solves ODEs in float64, but JAX is in float32 mode. Call "
+            "il6rcc.runtime.setup() before using il6rcc (the il6rcc command and the test "
+            "suite do this), or set JAX_ENABLE_X64=1."
+        )
+
+
+def device_description() -> dict[str, str]:
+    """The JAX backend and devices in use, for manifests and reports."""
+    import jax
+
+    devices = jax.devices()
+    return {
+        "backend": jax.default_backend(),
+        "devices": ", ".join(f"{d.platform}:{d.device_kind}" for d in devices),
+        "n_devices": str(len(devices)),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "jax_platforms": os.environ.get("JAX_PLATFORMS", ""),
+        "x64": str(bool(jax.config.jax_enable_x64)),
+    }
+
+
+__all__ = ["device_description", "require_x64", "setup"]

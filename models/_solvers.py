@@ -1,0 +1,111 @@
+"""Solver and adjoint registries, and the frozen solver settings.
+
+Names map to diffrax classes so that a typo fails when a config is loaded, with the
+list of valid choices. Implicit (stiff) solvers are the default: the circuit couples
+minute-scale phosphorylation with day-scale growth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import diffrax
+import optimistix as optx
+
+from ..errors import ModelSpecError, choices
+
+#: Solver classes by name. Implicit (ESDIRK) solvers get a chord root finder, see
+#: :meth:`SolverSettings.make_solver`.
+SOLVERS: dict[str, type[diffrax.AbstractSolver]] = {
+    "kvaerno5": diffrax.Kvaerno5,
+    "kvaerno4": diffrax.Kvaerno4,
+    "kvaerno3": diffrax.Kvaerno3,
+    "tsit5": diffrax.Tsit5,
+    "dopri5": diffrax.Dopri5,
+    "dopri8": diffrax.Dopri8,
+}
+
+IMPLICIT_SOLVERS = frozenset({"kvaerno5", "kvaerno4", "kvaerno3"})
+
+#: Root finders for the implicit stages. ``chord`` (default) iterates with the Jacobian
+#: of the step's start to a tolerance 100x tighter than the step controller's.
+#: diffrax's own default (``verychord``) stops after a fixed contraction test; on the
+#: circuit it made Kvaerno5 reject over half of its steps (930 steps for a system at
+#: rest over 72 h instead of 5) and the gradient 15x slower (benchmarks/RESULTS.md).
+ROOT_FINDERS = ("chord", "newton", "verychord")
+
+ADJOINTS: dict[str, type[diffrax.AbstractAdjoint]] = {
+    "recursive_checkpoint": diffrax.RecursiveCheckpointAdjoint,
+    "direct": diffrax.DirectAdjoint,
+    "forward": diffrax.ForwardMode,
+    "backsolve": diffrax.BacksolveAdjoint,
+}
+
+Batching = Literal["vmap", "map"]
+
+
+@dataclass(frozen=True)
+class SolverSettings:
+    """How ODEs are solved.
+
+    Attributes:
+        solver: name in :data:`SOLVERS`.
+        rtol, atol: tolerances of the PID step-size controller.
+        max_steps: step budget per solve; a solve that needs more is flagged as failed.
+        adjoint: name in :data:`ADJOINTS` (how gradients flow through the solve).
+        root_finder: name in :data:`ROOT_FINDERS`, for implicit solvers.
+        batching: ``vmap`` solves all conditions in lock-step (one vectorised loop);
+            ``map`` solves them one after another (each takes only its own steps).
+        equilibration_time: horizon (h) of the integration that approaches the basal
+            steady state before Newton's method polishes it.
+        steady_state_tol: max |dy/dt| accepted as a steady state.
+    """
+
+    solver: str = "kvaerno5"
+    rtol: float = 1e-6
+    atol: float = 1e-8
+    max_steps: int = 4096
+    adjoint: str = "recursive_checkpoint"
+    root_finder: str = "chord"
+    batching: Batching = "vmap"
+    equilibration_time: float = 1e4
+    steady_state_tol: float = 1e-8
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.solver not in SOLVERS:
+            problems.append(f"solver {self.solver!r} is unknown; valid: {choices(SOLVERS)}")
+        if self.adjoint not in ADJOINTS:
+            problems.append(f"adjoint {self.adjoint!r} is unknown; valid: {choices(ADJOINTS)}")
+        if self.root_finder not in ROOT_FINDERS:
+            problems.append(
+                f"root_finder {self.root_finder!r} is unknown; valid: {choices(ROOT_FINDERS)}"
+            )
+        if self.batching not in ("vmap", "map"):
+            problems.append(f"batching {self.batching!r} is unknown; valid: 'map', 'vmap'")
+        for name in ("rtol", "atol", "equilibration_time", "steady_state_tol"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and value > 0):
+                problems.append(f"{name} must be a number > 0, got {value!r}")
+        if not (isinstance(self.max_steps, int) and self.max_steps > 0):
+            problems.append(f"max_steps must be an integer > 0, got {self.max_steps!r}")
+        if problems:
+            raise ModelSpecError("invalid solver settings: " + "; ".join(problems))
+
+    def make_solver(self) -> diffrax.AbstractSolver:
+        cls = SOLVERS[self.solver]
+        if self.solver not in IMPLICIT_SOLVERS or self.root_finder == "verychord":
+            return cls()
+        tol = {"rtol": self.rtol * 1e-2, "atol": self.atol * 1e-2}
+        root = optx.Chord(**tol) if self.root_finder == "chord" else optx.Newton(**tol)
+        return cls(root_finder=root)
+
+    def make_adjoint(self) -> diffrax.AbstractAdjoint:
+        return ADJOINTS[self.adjoint]()
+
+    def make_controller(self) -> diffrax.PIDController:
+        return diffrax.PIDController(rtol=self.rtol, atol=self.atol)
+
+
+__all__ = ["ADJOINTS", "IMPLICIT_SOLVERS", "ROOT_FINDERS", "SOLVERS", "SolverSettings"]

@@ -1,0 +1,1 @@
+"""PEtab/SBML import and export."""
