@@ -32,6 +32,8 @@ from ._units import conversion_factor
 
 #: p values at or below this are read as "significant" (the sources' convention).
 ALPHA = 0.05
+#: Stands for a cell that was given but did not parse (its problem is reported).
+_INVALID = "<invalid>"
 #: z of a two-sided 95% interval (CI95 half-width -> standard error).
 Z95 = 1.959963984540054
 
@@ -150,15 +152,15 @@ def _check_doses(
     problems = []
     bg_inputs = {d.input for d in background}
     groups = [c for tier in conditions for c in tier] + ([control] if control is not None else [])
-    for perts in groups:
-        names = {d.input for d in perts}
-        for name in sorted(bg_inputs & names):
-            problems.append(f"perturbation {name!r} is in both the background and a condition")
-        if "xenograft" in names:
-            problems.append(
-                "put 'xenograft=on' in the background: a row is in vivo or in vitro throughout"
-            )
-    in_vivo = "xenograft" in bg_inputs
+    overlap = sorted({n for perts in groups for n in bg_inputs & {d.input for d in perts}})
+    for name in overlap:
+        problems.append(f"perturbation {name!r} is in both the background and a condition")
+    in_condition = any("xenograft" in {d.input for d in perts} for perts in groups)
+    if in_condition and "xenograft" not in bg_inputs:
+        problems.append(
+            "put 'xenograft=on' in the background: a row is in vivo or in vitro throughout"
+        )
+    in_vivo = "xenograft" in bg_inputs or in_condition
     seen = set()
     for perts in [background, *groups]:
         for dose in perts:
@@ -172,18 +174,18 @@ def _check_doses(
                         f"the regimen in {C.STATED_DOSE!r}"
                     )
                 continue
+            key = (dose.input, dose.label)
             if in_vivo and dose.label != C.INVIVO:
                 problems.append(
                     f"unknown dose {dose.key()!r} in an in-vivo row must be "
                     f"'{dose.input}=unknown[{C.INVIVO}]'"
                 )
-            if not in_vivo and dose.label == C.INVIVO:
+            elif not in_vivo and dose.label == C.INVIVO:
                 problems.append(
                     f"unknown dose {dose.key()!r} is labelled in vivo but the row has no "
                     "'xenograft=on' in its background"
                 )
-            key = (dose.input, dose.label)
-            if key not in seen and key not in refs.priors:
+            elif key not in seen and key not in refs.priors:
                 label = "." + dose.label if dose.label else ""
                 problems.append(
                     f"no prior for the unknown dose {dose.key()!r} (nuisance "
@@ -311,14 +313,25 @@ def _check_significance(record: Mapping[str, str], kind: str) -> tuple[tuple | N
 
 
 def _check_shape(
-    kind: str, direction: str, lines, conds, control, control_line, timed_control: bool
+    kind: str,
+    direction: str | None,
+    lines,
+    conds,
+    control,
+    control_line,
+    *,
+    timed_control: bool,
+    control_given: bool,
 ) -> list[str]:
-    """Kind-specific rules on direction, tiers and the compared conditions."""
+    """Kind-specific rules on direction, tiers and the compared conditions.
+
+    ``direction`` None, or a ``control_given`` that did not parse, mean the cell's
+    problem is already reported; the rules that depend on it are then skipped."""
     problems = []
     wants_direction = kind in ("sign", "interaction")
-    if wants_direction and direction not in ("up", "down"):
+    if direction is not None and wants_direction and direction not in ("up", "down"):
         problems.append(f"a {kind!r} row needs direction 'up' or 'down', got {direction!r}")
-    if not wants_direction and direction != "none":
+    if direction is not None and not wants_direction and direction != "none":
         problems.append(f"a {kind!r} row has direction 'none', got {direction!r}")
     if lines is None or conds is None:
         return problems
@@ -345,7 +358,7 @@ def _check_shape(
                 "an 'interaction' row's condition is the two factors, 'a=...; b=...', "
                 f"got {len(condition)} perturbation(s)"
             )
-        if control != ():
+        if control_given and control != ():
             problems.append(
                 "an 'interaction' row's control is 'none' (the background without either factor)"
             )
@@ -356,12 +369,12 @@ def _check_shape(
         if control_line is not None:
             problems.append("a 'value' row has no control_cell_line")
         return problems
-    if control is None and control_line is None:
+    if not control_given and control_line is None:
         problems.append(
             f"a {kind!r} row compares two things: give a control condition ('none' = the "
             "background alone) or a control_cell_line"
         )
-    if control is not None and control_line is None and control == condition and not timed_control:
+    if control_line is None and control is not None and control == condition and not timed_control:
         problems.append(
             "condition and control are the same (and no control_time_h): the contrast is empty"
         )
@@ -398,10 +411,10 @@ def parse_row(
     if kind and kind not in C.KINDS:
         problems.append(f"kind {kind!r} is not one of {list(C.KINDS)}")
         kind = ""
-    direction = cell(C.DIRECTION, "")
+    direction: str | None = cell(C.DIRECTION, "")
     if direction and direction not in C.DIRECTIONS:
         problems.append(f"direction {direction!r} is not one of {list(C.DIRECTIONS)}")
-        direction = ""
+        direction = None
     observable = cell(C.OBSERVABLE_ID, "")
     if observable and observable not in vocab.observables:
         problems.append(f"unknown observable {observable!r}; valid: {choices(vocab.observables)}")
@@ -441,7 +454,15 @@ def parse_row(
         problems += [f"control: {p}" for p in issues]
     if kind:
         problems += _check_shape(
-            kind, direction, lines, conds, control, control_line, bool(cell(C.CONTROL_TIME_H))
+            kind,
+            direction if cell(C.DIRECTION) else None,
+            lines,
+            conds,
+            control,
+            # a control cell line that did not parse counts as given (already reported)
+            control_line or (_INVALID if cell(C.CONTROL_CELL_LINE) else None),
+            timed_control=bool(cell(C.CONTROL_TIME_H)),
+            control_given=bool(cell(C.CONTROL)),
         )
     if (
         background is not None
@@ -501,7 +522,7 @@ def parse_row(
             times=times,
             time_weights=weights,
             control_time=control_time,
-            direction={"up": 1, "down": -1}.get(direction, 0),
+            direction={"up": 1, "down": -1}.get(direction or "", 0),
             value=value,
             log_sd=log_sd,
             n=n,
@@ -564,6 +585,10 @@ def digitised_to_evidence(record: Mapping[str, str]) -> tuple[dict[str, str], li
             problems.append("value_px and spread_px must be numbers (pixels)")
     elif record.get(C.VALUE_PX) and not record.get(C.AXIS_CALIBRATION):
         problems.append("value_px needs an axis_calibration")
+    if record.get(C.VALUE_PX) and not value and problems:
+        # the value could not be computed for a reason already reported; a placeholder
+        # keeps the evidence checks from repeating it (the row is rejected anyway)
+        value = "1"
     if bars in ("none", "unknown") and spread:
         problems.append(f"error_bars {bars!r} but a spread is given; the spread needs a meaning")
     if bars in C.SPREAD_TYPES and not spread:
@@ -576,7 +601,7 @@ def digitised_to_evidence(record: Mapping[str, str]) -> tuple[dict[str, str], li
             C.CONTROL_CELL_LINE: "",
             C.VALUE: value,
             C.SPREAD: spread,
-            C.SPREAD_TYPE: bars if bars in C.SPREAD_TYPES else "",
+            C.SPREAD_TYPE: bars if bars in C.SPREAD_TYPES and spread else "",
             C.SOURCE: f"{record.get(C.SOURCE, '')} {record.get(C.FIGURE, '')} "
             f"panel {record.get(C.PANEL, '')}".strip(),
             C.QUOTE: "",

@@ -8,7 +8,6 @@ table's, with file and line.
 from __future__ import annotations
 
 import csv
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -162,14 +161,17 @@ class References:
     statements: frozenset[str] = frozenset()
 
 
-def _parse_assay(record: Mapping[str, str], vocab: Vocabulary) -> tuple[Assay | None, list[str]]:
+def _parse_assay(
+    record: Mapping[str, str], vocab: Vocabulary | None
+) -> tuple[Assay | None, list[str]]:
     problems = missing_required(record, C.ASSAY_REQUIRED)
     if problems:
         return None, problems
     observables: frozenset[str] | None = None
     if record[C.OBSERVABLES] != "*":
         observables = frozenset(o.strip() for o in record[C.OBSERVABLES].split(","))
-        for obs in sorted(observables - set(vocab.observables)):
+        known = set(vocab.observables) if vocab is not None else observables
+        for obs in sorted(observables - known):
             problems.append(f"unknown observable {obs!r}; valid: {sorted(vocab.observables)}")
     times: list[float] = []
     for part in record[C.CANDIDATE_TIMES_H].split("|"):
@@ -209,14 +211,16 @@ def _parse_assay(record: Mapping[str, str], vocab: Vocabulary) -> tuple[Assay | 
 
 
 def _parse_prior(
-    record: Mapping[str, str], vocab: Vocabulary
+    record: Mapping[str, str], vocab: Vocabulary | None
 ) -> tuple[NuisancePrior | None, list[str]]:
     problems = missing_required(record, C.NUISANCE_REQUIRED)
     if problems:
         return None, problems
     name = record[C.PERTURBATION]
-    info = vocab.inputs.get(name)
-    if info is None:
+    info = vocab.inputs.get(name) if vocab is not None else None
+    if vocab is None:
+        pass
+    elif info is None:
         problems.append(f"unknown perturbation {name!r}; valid: {sorted(vocab.inputs)}")
     elif info.indicator:
         problems.append(f"{name!r} is an on/off perturbation; it has no dose to be unknown")
@@ -273,9 +277,11 @@ def check_reference_table(table: Table, kind: str, vocab: Vocabulary) -> tuple[d
 
 
 def load_references(
-    vocab: Vocabulary, paths: Mapping[str, str | Path] | None = None
+    vocab: Vocabulary | None, paths: Mapping[str, str | Path] | None = None
 ) -> tuple[References, list[Issue]]:
-    """The reference tables (shipped by default; ``paths`` overrides some by type)."""
+    """The reference tables (shipped by default; ``paths`` overrides some by type).
+
+    ``vocab`` None skips the checks of model names (see :func:`check_reference_table`)."""
     defaults = {
         "assays": shipped_dir() / ASSAYS_FILE,
         "nuisance_priors": shipped_dir() / PRIORS_FILE,
@@ -296,10 +302,6 @@ def load_references(
         References(parsed["assays"], parsed["nuisance_priors"], frozenset(parsed["statements"])),
         issues,
     )
-
-
-def finite(value: float | None) -> bool:
-    return value is not None and math.isfinite(value)
 
 
 __all__ = [
