@@ -12,7 +12,9 @@ that the likelihood marginalises). Row kinds:
 * ``value`` (one unit): log(measured value) ~ Normal(delta + log blot scale, sigma);
   a fold change has terms (+1 treated, -1 control), an absolute value one term.
 * ``sign`` (one unit): P(direction * delta > 0) through a probit.
-* ``rank`` (one unit per ordered pair of cell lines): each pair a sign unit.
+* ``rank`` (one unit per ordered pair of cell lines): each pair a sign unit. (The
+  loader also ranks conditions, e.g. a dose series, the same way: one sign unit per
+  ordered pair of conditions.)
 * ``interaction`` (one unit, four terms): sign of a difference of differences.
 * ``not_significant`` (one unit): weak evidence that |delta| is small.
 

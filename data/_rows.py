@@ -392,7 +392,19 @@ def parse_row(
     *,
     digitised: bool = False,
 ) -> tuple[EvidenceRow | None, list[str]]:
-    """Parse and check one evidence row; (row or None, every problem found)."""
+    """Parse and check one evidence row.
+
+    Args:
+        record: the row's cells by column name (strings; empty = not given).
+        vocab: the model's names (cell lines, inputs, observables).
+        refs: assays, nuisance priors and statement ids to check against.
+        path, line: where the row is, for the returned row.
+        digitised: the row comes from a digitisation table (no quote required).
+
+    Returns:
+        The parsed row (None when there is any problem) and every problem found, as
+        sentences that name the value received and what is expected.
+    """
     required = [c for c in C.EVIDENCE_REQUIRED if not (digitised and c == C.QUOTE)]
     problems = missing_required(record, required)
     cell = record.get
@@ -498,7 +510,7 @@ def parse_row(
     quote = cell(C.QUOTE, "")
     if len(quote) > C.MAX_QUOTE_CHARS:
         problems.append(
-            f"quote has {len(quote)} characters; keep it under {C.MAX_QUOTE_CHARS} (a short "
+            f"quote has {len(quote)} characters; at most {C.MAX_QUOTE_CHARS} (a short "
             "verbatim excerpt, '...' for omissions)"
         )
     if problems:

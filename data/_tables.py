@@ -15,7 +15,6 @@ from pathlib import Path
 
 from . import _columns as C
 from ._grammar import ROW_ID_RE, STUDY_ID_RE, Vocabulary, check_source, parse_positive
-from ._units import conversion_factor
 
 #: Where the shipped tables live (package data of ``il6rcc.data``).
 PACKAGE = "il6rcc.data"
@@ -210,6 +209,18 @@ def _parse_assay(
     )
 
 
+def _check_prior_input(name: str, unit: str, vocab: Vocabulary) -> list[str]:
+    """The prior's perturbation is a dosed model input, in the input's unit."""
+    info = vocab.inputs.get(name)
+    if info is None:
+        return [f"unknown perturbation {name!r}; valid: {sorted(vocab.inputs)}"]
+    if info.indicator:
+        return [f"{name!r} is an on/off perturbation; it has no dose to be unknown"]
+    if unit != info.unit:
+        return [f"unit {unit!r} must be the model's unit {info.unit!r} for {name!r}"]
+    return []
+
+
 def _parse_prior(
     record: Mapping[str, str], vocab: Vocabulary | None
 ) -> tuple[NuisancePrior | None, list[str]]:
@@ -217,22 +228,8 @@ def _parse_prior(
     if problems:
         return None, problems
     name = record[C.PERTURBATION]
-    info = vocab.inputs.get(name) if vocab is not None else None
-    if vocab is None:
-        pass
-    elif info is None:
-        problems.append(f"unknown perturbation {name!r}; valid: {sorted(vocab.inputs)}")
-    elif info.indicator:
-        problems.append(f"{name!r} is an on/off perturbation; it has no dose to be unknown")
-    else:
-        try:
-            conversion_factor(record[C.UNIT], info.unit)
-            if record[C.UNIT] != info.unit:
-                problems.append(
-                    f"unit {record[C.UNIT]!r} must be the model's unit {info.unit!r} for {name!r}"
-                )
-        except ValueError as err:
-            problems.append(str(err))
+    if vocab is not None:
+        problems += _check_prior_input(name, record[C.UNIT], vocab)
     median, issues = parse_positive(record[C.MEDIAN], "median")
     problems.extend(issues)
     sd, issues = parse_positive(record[C.LOG10_SD], "log10_sd")
@@ -243,8 +240,20 @@ def _parse_prior(
     return NuisancePrior(name, label, record[C.UNIT], median, sd, record[C.PRIOR_SOURCE]), []
 
 
-def check_reference_table(table: Table, kind: str, vocab: Vocabulary) -> tuple[dict, list[Issue]]:
-    """Parse a reference table (assays, priors, statements) and list its problems."""
+def check_reference_table(
+    table: Table, kind: str, vocab: Vocabulary | None
+) -> tuple[dict, list[Issue]]:
+    """Parse a reference table (assays, priors, statements) and list its problems.
+
+    Args:
+        table: the table as read.
+        kind: ``assays``, ``nuisance_priors`` or ``statements``.
+        vocab: the model's names; None skips the checks of observable and input
+            names (rows are checked against their model when they are parsed).
+
+    Returns:
+        The parsed items by key, and the problems found.
+    """
     issues = check_header(table, kind)
     if issues:
         return {}, issues

@@ -321,17 +321,26 @@ def test_every_shipped_row_maps_onto_the_main_circuit():
 
 
 @pytest.mark.slow
-def test_shipped_conditions_simulate_with_default_parameters():
-    """Every condition of the evidence solves at every candidate time (defaults)."""
+def test_shipped_rows_are_informative_contrasts_of_the_model(rng):
+    """Every evidence condition solves, and no unit is zero by construction.
+
+    Parameters are the defaults of each cell line scaled by log-normal noise (rows
+    differ), so a unit whose delta is still exactly zero is structurally empty for the
+    model: a row the likelihood would carry without information.
+    """
     from il6rcc.models import simulate
 
     a = build_arrays(MODEL, load_evidence())
-    sim = simulate(MODEL, None, a.batch, a.times)
+    params = np.stack([MODEL.default_params(r) for r in a.batch.row_names])
+    log_scale = np.array([p.scale == "log" for p in MODEL.parameters])
+    params = np.where(log_scale, params * np.exp(0.2 * rng.standard_normal(params.shape)), params)
+    sim = simulate(MODEL, params, a.batch, a.times)
     assert sim.success.all()
     logs = np.log(sim.observables)
     delta = np.zeros((a.n_units, a.n_candidates))
     for t in range(a.n_terms):
-        delta[a.term_unit[t]] += (
-            a.term_weight[t] * logs[a.term_cond[t], a.term_time_index[t], a.term_obs[t]]
-        )
+        cond, times, obs = a.term_cond[t], a.term_time_index[t], a.term_obs[t]
+        delta[a.term_unit[t]] += a.term_weight[t] * logs[cond, times, obs]
     assert np.isfinite(delta).all()
+    empty = sorted({a.row_ids[a.unit_row[u]] for u in np.flatnonzero(np.abs(delta).max(1) < 1e-9)})
+    assert empty == []
