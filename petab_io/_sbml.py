@@ -1,0 +1,364 @@
+"""SBML -> :class:`SbmlSpec`: states, parameters and equations as expression trees.
+
+Semantics follow AMICI for models with constant compartments:
+
+* a species with ``hasOnlySubstanceUnits="false"`` is a concentration: its state is
+  the concentration, kinetic laws give amount per time, so its derivative is
+  ``sum(stoichiometry * rate) / compartment size``; with ``hasOnlySubstanceUnits="true"``
+  the state is the amount and the derivative is ``sum(stoichiometry * rate)``;
+* initial values come from initial assignments, else ``initialConcentration`` or
+  ``initialAmount`` (converted with the compartment size where needed);
+* boundary-condition and constant species are states with zero derivative unless a
+  rate rule drives them; assignment-rule targets are not states but definitions;
+* parameters and compartments with rate rules are states; constant ones (and
+  non-constant ones that no rule changes) are entries of the parameter vector;
+  parameters with initial assignments (and no rule) are constant definitions.
+
+Unsupported constructs are reported by name with :class:`~il6rcc.errors.PetabError`:
+events, algebraic rules, delays, ``rateOf``, fast reactions, variable stoichiometry,
+conversion factors and compartments whose size changes while species live in them.
+Function definitions are expanded by libsbml's converter before conversion.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import libsbml
+
+from ..errors import PetabError
+from ._math import Expr, free_symbols, from_ast, substitute, uses_time
+
+StateKind = str  # "species" | "parameter" | "compartment"
+
+
+@dataclass(frozen=True)
+class SbmlSpec:
+    """A compiled SBML model (immutable, hashable).
+
+    Attributes:
+        model_id: the SBML model id.
+        digest: SHA-256 of the SBML text (identifies the model for ``jax.jit``).
+        state_ids: [n_states] ids of the state variables.
+        state_kinds: [n_states] ``species``, ``parameter`` or ``compartment``.
+        parameter_ids: [n_params] ids of constant parameters and compartments.
+        parameter_values: [n_params] their SBML values (NaN where unset).
+        compartment_ids: the subset of ``parameter_ids`` that are compartments.
+        definitions: (id, expression) pairs in dependency order: assignment rules,
+            constant parameters with initial assignments, reaction rates (by reaction id).
+        derivatives: [n_states] d(state)/dt, in the model's time unit.
+        initial_values: [n_states] initial value of each state (may refer to
+            parameters, definitions and other states' initial values).
+        species_compartment: (species id, compartment id, has_only_substance_units)
+            for every species.
+    """
+
+    model_id: str
+    digest: str
+    state_ids: tuple[str, ...]
+    state_kinds: tuple[StateKind, ...]
+    parameter_ids: tuple[str, ...]
+    parameter_values: tuple[float, ...]
+    compartment_ids: tuple[str, ...]
+    definitions: tuple[tuple[str, Expr], ...]
+    derivatives: tuple[Expr, ...]
+    initial_values: tuple[Expr, ...]
+    species_compartment: tuple[tuple[str, str, bool], ...]
+
+    @property
+    def definition_ids(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.definitions)
+
+    @property
+    def known_ids(self) -> frozenset[str]:
+        """Every id a formula may refer to."""
+        return frozenset(self.state_ids) | set(self.parameter_ids) | set(self.definition_ids)
+
+
+def read_sbml(path: str | Path) -> SbmlSpec:
+    """Read and compile an SBML file; see the module docstring for the semantics."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise PetabError(f"cannot read SBML file {str(path)!r}: {err}") from err
+    return compile_sbml(text, where=path.name)
+
+
+def compile_sbml(text: str, where: str = "SBML model") -> SbmlSpec:
+    """Compile SBML text (see :func:`read_sbml`)."""
+    document = libsbml.readSBMLFromString(text)
+    errors = [
+        document.getError(i)
+        for i in range(document.getNumErrors())
+        if document.getError(i).getSeverity() >= libsbml.LIBSBML_SEV_ERROR
+    ]
+    if errors or document.getModel() is None:
+        details = "; ".join(f"line {e.getLine()}: {e.getMessage().strip()}" for e in errors[:5])
+        raise PetabError(f"{where}: not a readable SBML document: {details or 'no model'}")
+    if document.getModel().getNumFunctionDefinitions():
+        props = libsbml.ConversionProperties()
+        props.addOption("expandFunctionDefinitions")
+        if document.convert(props) != libsbml.LIBSBML_OPERATION_SUCCESS:
+            raise PetabError(f"{where}: libsbml could not expand the function definitions")
+    return _Compiler(document.getModel(), where, hashlib.sha256(text.encode()).hexdigest()).run()
+
+
+class _Compiler:
+    def __init__(self, model, where: str, digest: str) -> None:
+        self.m = model
+        self.where = where
+        self.digest = digest
+
+    def math(self, node, what: str) -> Expr:
+        if node is None:
+            raise PetabError(f"{self.where}: {what} has no math")
+        return from_ast(node, where=f"{self.where}: {what}")
+
+    def unsupported(self) -> None:
+        m = self.m
+        problems = []
+        if m.getNumEvents():
+            ids = [m.getEvent(i).getId() or f"#{i + 1}" for i in range(m.getNumEvents())]
+            problems.append(f"events ({', '.join(ids)})")
+        algebraic = [r for r in m.getListOfRules() if r.isAlgebraic()]
+        if algebraic:
+            problems.append(f"{len(algebraic)} algebraic rule(s)")
+        if m.isSetConversionFactor():
+            problems.append(f"model conversion factor {m.getConversionFactor()!r}")
+        for s in m.getListOfSpecies():
+            if s.isSetConversionFactor():
+                problems.append(f"conversion factor of species {s.getId()!r}")
+        for r in m.getListOfReactions():
+            if r.isSetFast() and r.getFast():
+                problems.append(f"fast reaction {r.getId()!r}")
+            for sr in list(r.getListOfReactants()) + list(r.getListOfProducts()):
+                if sr.isSetStoichiometryMath():
+                    problems.append(
+                        f"stoichiometryMath of {sr.getSpecies()!r} in reaction {r.getId()!r}"
+                    )
+        if problems:
+            raise PetabError(
+                f"{self.where}: unsupported SBML feature(s): {'; '.join(problems)}. il6rcc "
+                f"simulates models without events, delays and algebraic rules; remove or "
+                f"rewrite these, or use a tool that supports them (e.g. AMICI)"
+            )
+
+    def run(self) -> SbmlSpec:  # noqa: C901 - one pass per SBML element kind
+        m = self.m
+        self.unsupported()
+        rules = {r.getVariable(): r for r in m.getListOfRules() if not r.isAlgebraic()}
+        assignment = {v: r for v, r in rules.items() if r.isAssignment()}
+        rate = {v: r for v, r in rules.items() if r.isRate()}
+        initial = {a.getSymbol(): a for a in m.getListOfInitialAssignments()}
+
+        compartments = {c.getId(): c for c in m.getListOfCompartments()}
+        species = {s.getId(): s for s in m.getListOfSpecies()}
+        species_in = {}
+        for s in species.values():
+            species_in.setdefault(s.getCompartment(), []).append(s.getId())
+        for cid in compartments:
+            if (cid in assignment or cid in rate) and species_in.get(cid):
+                raise PetabError(
+                    f"{self.where}: unsupported SBML feature: compartment {cid!r} changes size "
+                    f"(rule) while species {species_in[cid][:3]} live in it"
+                )
+
+        state_ids: list[str] = []
+        kinds: list[str] = []
+        inits: list[Expr] = []
+        derivs: dict[str, Expr] = {}
+        param_ids: list[str] = []
+        param_values: list[float] = []
+        definitions: dict[str, Expr] = {}
+
+        def initial_of(sid: str, fallback: Expr | None) -> Expr:
+            if sid in initial:
+                return self.math(initial[sid].getMath(), f"initial assignment of {sid!r}")
+            if fallback is None:
+                raise PetabError(
+                    f"{self.where}: {sid!r} has no initial value (no value attribute and no "
+                    f"initial assignment); set one in the SBML or in the PEtab tables"
+                )
+            return fallback
+
+        for cid, c in compartments.items():
+            size = c.getSize() if c.isSetSize() else math.nan
+            if cid in assignment:
+                definitions[cid] = self.math(assignment[cid].getMath(), f"rule for {cid!r}")
+            elif cid in rate:
+                state_ids.append(cid)
+                kinds.append("compartment")
+                inits.append(initial_of(cid, ("num", size) if c.isSetSize() else None))
+                derivs[cid] = self.math(rate[cid].getMath(), f"rate rule for {cid!r}")
+            elif cid in initial:
+                definitions[cid] = self.math(
+                    initial[cid].getMath(), f"initial assignment of {cid!r}"
+                )
+            else:
+                param_ids.append(cid)
+                param_values.append(size)
+
+        for p in m.getListOfParameters():
+            pid = p.getId()
+            value = p.getValue() if p.isSetValue() else math.nan
+            if pid in assignment:
+                definitions[pid] = self.math(assignment[pid].getMath(), f"rule for {pid!r}")
+            elif pid in rate:
+                state_ids.append(pid)
+                kinds.append("parameter")
+                inits.append(initial_of(pid, ("num", value) if p.isSetValue() else None))
+                derivs[pid] = self.math(rate[pid].getMath(), f"rate rule for {pid!r}")
+            elif pid in initial:
+                definitions[pid] = self.math(
+                    initial[pid].getMath(), f"initial assignment of {pid!r}"
+                )
+            else:
+                param_ids.append(pid)
+                param_values.append(value)
+
+        species_info = []
+        for sid, s in species.items():
+            comp = s.getCompartment()
+            hosu = bool(s.getHasOnlySubstanceUnits())
+            species_info.append((sid, comp, hosu))
+            if comp not in compartments:
+                raise PetabError(
+                    f"{self.where}: species {sid!r} is in unknown compartment {comp!r}"
+                )
+            if sid in assignment:
+                definitions[sid] = self.math(assignment[sid].getMath(), f"rule for {sid!r}")
+                continue
+            volume = ("sym", comp)
+            if s.isSetInitialConcentration():
+                conc = ("num", s.getInitialConcentration())
+                fallback = ("mul", conc, volume) if hosu else conc
+            elif s.isSetInitialAmount():
+                amount = ("num", s.getInitialAmount())
+                fallback = amount if hosu else ("div", amount, volume)
+            else:
+                fallback = None
+            state_ids.append(sid)
+            kinds.append("species")
+            inits.append(initial_of(sid, fallback))
+            if sid in rate:
+                derivs[sid] = self.math(rate[sid].getMath(), f"rate rule for {sid!r}")
+
+        reaction_terms: dict[str, list[Expr]] = {}
+        for r in m.getListOfReactions():
+            rid = r.getId()
+            if not r.isSetKineticLaw() or not r.getKineticLaw().isSetMath():
+                raise PetabError(f"{self.where}: reaction {rid!r} has no kinetic law")
+            law = r.getKineticLaw()
+            local = {}
+            for lp in list(law.getListOfParameters()) + list(law.getListOfLocalParameters()):
+                local[lp.getId()] = ("num", lp.getValue())
+            expr = self.math(law.getMath(), f"kinetic law of reaction {rid!r}")
+            if local:
+                expr = substitute(expr, local)
+            definitions[rid] = expr
+            for sign, refs in ((-1.0, r.getListOfReactants()), (1.0, r.getListOfProducts())):
+                for sr in refs:
+                    sid = sr.getSpecies()
+                    sp = species.get(sid)
+                    if sp is None:
+                        raise PetabError(
+                            f"{self.where}: reaction {rid!r} refers to unknown species {sid!r}"
+                        )
+                    if sr.isSetId() and (sr.getId() in rules or sr.getId() in initial):
+                        raise PetabError(
+                            f"{self.where}: unsupported SBML feature: variable stoichiometry "
+                            f"{sr.getId()!r} in reaction {rid!r}"
+                        )
+                    stoich = sr.getStoichiometry()
+                    if not math.isfinite(stoich):
+                        raise PetabError(
+                            f"{self.where}: stoichiometry of {sid!r} in reaction {rid!r} is unset"
+                        )
+                    if sp.getBoundaryCondition() or sp.getConstant() or sid in assignment:
+                        continue
+                    if sid in rate:
+                        raise PetabError(
+                            f"{self.where}: species {sid!r} has a rate rule and takes part in "
+                            f"reaction {rid!r}; SBML forbids this"
+                        )
+                    reaction_terms.setdefault(sid, []).append(
+                        ("mul", ("num", sign * stoich), ("sym", rid))
+                    )
+
+        for sid, comp, hosu in species_info:
+            if sid in derivs or sid in assignment:
+                continue
+            terms = reaction_terms.get(sid)
+            if not terms:
+                derivs[sid] = ("num", 0.0)
+                continue
+            total = terms[0] if len(terms) == 1 else ("add", *terms)
+            derivs[sid] = total if hosu else ("div", total, ("sym", comp))
+
+        for pid in list(definitions):
+            if pid in initial and pid not in assignment and uses_time(definitions[pid]):
+                raise PetabError(
+                    f"{self.where}: initial assignment of {pid!r} uses time; not supported"
+                )
+
+        known = set(state_ids) | set(param_ids) | set(definitions)
+        self._check_symbols(definitions.items(), known, "definition of")
+        self._check_symbols(zip(state_ids, inits, strict=True), known, "initial value of")
+        self._check_symbols(derivs.items(), known, "derivative of")
+        ordered = self._order(definitions)
+        constant_defs = {
+            pid
+            for pid in definitions
+            if pid in initial and pid not in assignment and pid not in rate
+        }
+        for pid in constant_defs:
+            bad = free_symbols(definitions[pid]) & set(state_ids)
+            if bad:
+                raise PetabError(
+                    f"{self.where}: initial assignment of parameter {pid!r} depends on "
+                    f"state(s) {sorted(bad)}; only parameter-valued initial assignments of "
+                    f"parameters are supported"
+                )
+        return SbmlSpec(
+            model_id=m.getId() or "sbml_model",
+            digest=self.digest,
+            state_ids=tuple(state_ids),
+            state_kinds=tuple(kinds),
+            parameter_ids=tuple(param_ids),
+            parameter_values=tuple(float(v) for v in param_values),
+            compartment_ids=tuple(c for c in compartments if c in param_ids),
+            definitions=tuple((name, definitions[name]) for name in ordered),
+            derivatives=tuple(derivs[s] for s in state_ids),
+            initial_values=tuple(inits),
+            species_compartment=tuple(species_info),
+        )
+
+    def _check_symbols(self, items, known: set[str], what: str) -> None:
+        for name, expr in items:
+            unknown = sorted(free_symbols(expr) - known)
+            if unknown:
+                raise PetabError(
+                    f"{self.where}: {what} {name!r} refers to unknown id(s) {unknown} "
+                    f"(species reference ids and local parameters of other reactions cannot "
+                    f"be used in math)"
+                )
+
+    def _order(self, definitions: dict[str, Expr]) -> list[str]:
+        sorter = graphlib.TopologicalSorter(
+            {name: free_symbols(expr) & set(definitions) for name, expr in definitions.items()}
+        )
+        try:
+            return list(sorter.static_order())
+        except graphlib.CycleError as err:
+            raise PetabError(
+                f"{self.where}: rules or kinetic laws depend on each other in a cycle: "
+                f"{err.args[1]}"
+            ) from None
+
+
+__all__ = ["SbmlSpec", "compile_sbml", "read_sbml"]
