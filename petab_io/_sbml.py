@@ -100,12 +100,21 @@ def compile_sbml(text: str, where: str = "SBML model") -> SbmlSpec:
     if errors or document.getModel() is None:
         details = "; ".join(f"line {e.getLine()}: {e.getMessage().strip()}" for e in errors[:5])
         raise PetabError(f"{where}: not a readable SBML document: {details or 'no model'}")
+    compiler = _Compiler(document.getModel(), where, hashlib.sha256(text.encode()).hexdigest())
+    compiler.unsupported()  # before the converter, which refuses some of these itself
     if document.getModel().getNumFunctionDefinitions():
         props = libsbml.ConversionProperties()
         props.addOption("expandFunctionDefinitions")
         if document.convert(props) != libsbml.LIBSBML_OPERATION_SUCCESS:
-            raise PetabError(f"{where}: libsbml could not expand the function definitions")
-    return _Compiler(document.getModel(), where, hashlib.sha256(text.encode()).hexdigest()).run()
+            log = document.getErrorLog()
+            details = "; ".join(
+                log.getError(i).getMessage().strip() for i in range(min(3, log.getNumErrors()))
+            )
+            raise PetabError(
+                f"{where}: libsbml could not expand the function definitions: {details}"
+            )
+        compiler.m = document.getModel()
+    return compiler.run()
 
 
 class _Compiler:
@@ -150,7 +159,6 @@ class _Compiler:
 
     def run(self) -> SbmlSpec:  # noqa: C901 - one pass per SBML element kind
         m = self.m
-        self.unsupported()
         rules = {r.getVariable(): r for r in m.getListOfRules() if not r.isAlgebraic()}
         assignment = {v: r for v, r in rules.items() if r.isAssignment()}
         rate = {v: r for v, r in rules.items() if r.isRate()}
