@@ -1,1 +1,52 @@
-"""PEtab/SBML import and export."""
+"""PEtab/SBML interoperability: import PEtab v1 problems, compute their likelihood with
+il6rcc's diffrax machinery, and export the RCC circuit as PEtab.
+
+Import::
+
+    problem = load_problem("path/to/problem.yaml")      # checks everything first
+    llh, table = make_llh(problem)                       # jitted, differentiable
+    value = llh(table.nominal_theta)                     # theta on PEtab scales
+
+Formulas are never evaluated as Python: SBML math and PEtab formula strings go
+through libsbml's parsers and an explicit whitelist of math node types.
+
+Three published problems ship with the package (:data:`BENCHMARK_PROBLEMS`,
+:func:`problem_path`).
+"""
+
+from importlib.resources import files as _files
+from pathlib import Path as _Path
+
+from ._cli import export_main as export_main
+from ._cli import llh_main as llh_main
+from ._cli import synthetic_measurements as synthetic_measurements
+from ._export import ExportMeasurement as ExportMeasurement
+from ._export import build_sbml as build_sbml
+from ._export import export_problem as export_problem
+from ._export import model_expressions as model_expressions
+from ._likelihood import DEFAULT_SOLVER as DEFAULT_SOLVER
+from ._likelihood import log_likelihood as log_likelihood
+from ._likelihood import make_llh as make_llh
+from ._likelihood import make_log_prior as make_log_prior
+from ._likelihood import simulate_problem as simulate_problem
+from ._model import SbmlModel as SbmlModel
+from ._problem import Observable as Observable
+from ._problem import ParameterTable as ParameterTable
+from ._problem import PetabProblem as PetabProblem
+from ._problem import load_problem as load_problem
+from ._sbml import SbmlSpec as SbmlSpec
+from ._sbml import read_sbml as read_sbml
+
+#: The PEtab problems shipped in ``problems/`` (Benchmark-Models collection, 4d20850).
+BENCHMARK_PROBLEMS = ("Boehm_JProteomeRes2014", "Bachmann_MSB2011", "Raia_CancerResearch2011")
+
+
+def problem_path(name: str) -> _Path:
+    """Path of the YAML file of a shipped problem (see :data:`BENCHMARK_PROBLEMS`)."""
+    from ..errors import PetabError, choices
+
+    if name not in BENCHMARK_PROBLEMS:
+        raise PetabError(
+            f"unknown shipped PEtab problem {name!r}; valid: {choices(BENCHMARK_PROBLEMS)}"
+        )
+    return _Path(str(_files(__name__).joinpath("problems", name, f"{name}.yaml")))
