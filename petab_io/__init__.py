@@ -14,9 +14,6 @@ Three published problems ship with the package (:data:`BENCHMARK_PROBLEMS`,
 :func:`problem_path`).
 """
 
-from importlib.resources import files as _files
-from pathlib import Path as _Path
-
 from ._cli import export_main as export_main
 from ._cli import llh_main as llh_main
 from ._cli import synthetic_measurements as synthetic_measurements
@@ -30,23 +27,11 @@ from ._likelihood import make_llh as make_llh
 from ._likelihood import make_log_prior as make_log_prior
 from ._likelihood import simulate_problem as simulate_problem
 from ._model import SbmlModel as SbmlModel
+from ._paths import BENCHMARK_PROBLEMS as BENCHMARK_PROBLEMS
+from ._paths import problem_path as problem_path
 from ._problem import Observable as Observable
 from ._problem import ParameterTable as ParameterTable
 from ._problem import PetabProblem as PetabProblem
 from ._problem import load_problem as load_problem
 from ._sbml import SbmlSpec as SbmlSpec
 from ._sbml import read_sbml as read_sbml
-
-#: The PEtab problems shipped in ``problems/`` (Benchmark-Models collection, 4d20850).
-BENCHMARK_PROBLEMS = ("Boehm_JProteomeRes2014", "Bachmann_MSB2011", "Raia_CancerResearch2011")
-
-
-def problem_path(name: str) -> _Path:
-    """Path of the YAML file of a shipped problem (see :data:`BENCHMARK_PROBLEMS`)."""
-    from ..errors import PetabError, choices
-
-    if name not in BENCHMARK_PROBLEMS:
-        raise PetabError(
-            f"unknown shipped PEtab problem {name!r}; valid: {choices(BENCHMARK_PROBLEMS)}"
-        )
-    return _Path(str(_files(__name__).joinpath("problems", name, f"{name}.yaml")))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -108,7 +109,11 @@ def measurement_log_likelihoods(problem: PetabProblem, simulated, sigma) -> jnp.
     return out
 
 
+@partial(jax.jit, static_argnums=(0, 1))
 def _evaluate(problem: PetabProblem, solver: SolverSettings, theta):
+    """Simulated observables, noise parameters [n_meas], per-measurement success and
+    per-simulation step counts. Compiled once per problem object and solver (a
+    :class:`PetabProblem` hashes by identity)."""
     values = problem.parameters.values(theta)
     pool = problem.pool(values)
     states, ok, rows, steps = simulate_states(problem, solver, pool)
@@ -173,7 +178,7 @@ def simulate_problem(
     require_x64()
     solver = solver or DEFAULT_SOLVER
     theta = _theta(problem, theta)
-    simulated, sigma, ok, _ = jax.jit(lambda th: _evaluate(problem, solver, th))(theta)
+    simulated, sigma, ok, _ = _evaluate(problem, solver, jnp.asarray(theta))
     ll = measurement_log_likelihoods(problem, simulated, sigma)
     table = problem.measurement_table.copy()
     table = table.rename(columns={C.MEASUREMENT: C.SIMULATION})

@@ -1,5 +1,6 @@
 """Published PEtab problems: reference log-likelihoods, simulated observables and
-gradients (problems shipped in il6rcc.petab's package data, never /work/shared).
+gradients (the problems shipped as il6rcc.petab package data, so a clean checkout
+suffices).
 
 Tolerances: the reference values are compared with rtol 1e-3 as in AMICI's benchmark
 tests (solver rtol = atol = 1e-8); gradients with rel 1e-2 against central finite

@@ -163,3 +163,26 @@ def test_export_rejects_bad_measurements(tmp_path):
     message = str(info.value)
     assert "unknown observable" in message and "unknown condition" in message
     assert "> 0 under a log" in message and "noise -0.1 must be > 0" in message
+
+
+@pytest.mark.slow
+def test_gradient_through_preequilibration_matches_finite_differences(exported):
+    import jax
+
+    from il6rcc.petab import make_llh
+
+    _, _, yaml_path = exported
+    llh, table = make_llh(load_problem(yaml_path), SOLVER)
+    theta = table.nominal_theta
+    grad = np.asarray(jax.jit(jax.grad(llh))(theta))
+    assert np.all(np.isfinite(grad))
+    ids = table.estimated_ids
+    # a parameter of each kind: kinetic, basal (pre-equilibration), cell line, noise, scale
+    names = ["k_socs3_deg", "k_il6_clear", "kd_socs3", "il6_tx_basal__ACHN", "sd_pstat1"]
+    names.append("scale_pstat3")
+    step = 1e-4
+    for name in names:
+        e = np.zeros_like(theta)
+        e[ids.index(name)] = step
+        fd = (float(llh(theta + e)) - float(llh(theta - e))) / (2 * step)
+        assert grad[ids.index(name)] == pytest.approx(fd, rel=1e-2), name
