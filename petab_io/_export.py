@@ -217,9 +217,19 @@ def model_expressions(model: ODEModel):
     states, params, inputs = _symbols(model)
     rates = model.rates(states, params, inputs, _SympyMath)
     observables = model.observable_values(sympy.Symbol("time"), states, params, inputs, _SympyMath)
-    return {s: sympy.sympify(rates[s]) for s in model.states}, {
-        o: sympy.sympify(observables[o]) for o in model.observable_names
+    return {s: _as_sympy(rates[s]) for s in model.states}, {
+        o: _as_sympy(observables[o]) for o in model.observable_names
     }
+
+
+def _as_sympy(value):
+    """A sympy expression from an equation's result (a plain number where the equation
+    does not depend on any symbol); never parses text."""
+    if isinstance(value, sympy.Basic):
+        return value
+    if isinstance(value, int | float | np.floating | np.integer) and not isinstance(value, bool):
+        return sympy.Float(float(value))
+    raise PetabError(f"the model returned {value!r} ({type(value).__name__}) for an equation")
 
 
 def _numeric_initial_state(model: ODEModel) -> np.ndarray:

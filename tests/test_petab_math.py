@@ -165,3 +165,24 @@ def test_log_prior_against_hand_computation():
     outside = theta.copy()
     outside[0] = 4.0  # above log10(1e3)
     assert float(log_prior(outside)) == -np.inf
+
+
+def test_parameter_scales_round_trip():
+    table = ParameterTable(
+        ids=("a", "b", "c", "fixed"),
+        names=("a", "b", "c", "fixed"),
+        scales=("lin", "log", "log10", "log10"),
+        lower=np.array([-1.0, 1e-3, 1e-3, 1e-3]),
+        upper=np.array([1.0, 1e3, 1e3, 1e3]),
+        nominal=np.array([0.5, 2.0, 30.0, 7.0]),
+        estimate=np.array([True, True, True, False]),
+        prior_types=("", "", "", ""),
+        prior_parameters=np.full((4, 2), np.nan),
+    )
+    theta = table.nominal_theta
+    np.testing.assert_allclose(theta, [0.5, math.log(2.0), math.log10(30.0)])
+    np.testing.assert_allclose(table.values(theta), table.nominal, rtol=1e-14)
+    np.testing.assert_allclose(table.values(np.array([0.1, 0.0, 1.0])), [0.1, 1.0, 10.0, 7.0])
+    lower, upper = table.bounds_theta
+    np.testing.assert_allclose(lower, [-1.0, math.log(1e-3), -3.0])
+    np.testing.assert_allclose(upper, [1.0, math.log(1e3), 3.0])
