@@ -169,6 +169,9 @@ class ODEModel(abc.ABC):
     #: States whose basal value is fixed by ``initial_guess`` instead of solved for
     #: (integrators of growth, whose derivative is zero at any basal state).
     accumulator_states: ClassVar[tuple[str, ...]] = ()
+    #: States that can never be negative (concentrations, fractions): a steady state
+    #: with one of them negative is rejected as outside the model's domain.
+    nonnegative_states: ClassVar[tuple[str, ...]] = ()
     #: Whether the basal state is computed as a steady state (True) or is
     #: ``initial_guess`` itself (False, e.g. models with explicit initial values).
     equilibrate: ClassVar[bool] = True
@@ -211,6 +214,10 @@ class ODEModel(abc.ABC):
     @property
     def n_inputs(self) -> int:
         return len(self.inputs)
+
+    @property
+    def n_observables(self) -> int:
+        return len(self.observables)
 
     @property
     def parameter_names(self) -> tuple[str, ...]:

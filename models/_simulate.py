@@ -43,6 +43,7 @@ class ConditionBatch:
         basal_index: [n_conditions] basal group of each condition.
         basal_param_index: [n_basal] parameter row of each basal group.
         basal_inputs: [n_basal, n_inputs] pre-treatment inputs of each basal group.
+        t_end: [n_conditions] last time each condition is needed at (hours), or None.
     """
 
     ids: tuple[str, ...]
@@ -53,22 +54,54 @@ class ConditionBatch:
     basal_index: np.ndarray
     basal_param_index: np.ndarray
     basal_inputs: np.ndarray
+    t_end: np.ndarray | None = None
 
     @property
     def n_conditions(self) -> int:
         return len(self.ids)
+
+    def horizon_groups(self, times: np.ndarray, merge_ratio: float = 4.0) -> Groups | None:
+        """Conditions grouped by how far they must be integrated (see :data:`Groups`).
+
+        Conditions needed only up to 96 h are not integrated in lock-step with
+        xenografts followed for weeks: horizons within ``merge_ratio`` of the group's
+        shortest share a group. None when ``t_end`` is unknown (one group, all times).
+        """
+        if self.t_end is None:
+            return None
+        times = np.asarray(times)
+        n_used = np.searchsorted(times, self.t_end, side="left") + 1
+        n_used = np.minimum(n_used, len(times))
+        horizons = times[n_used - 1]
+        groups: list[tuple[tuple[int, ...], int]] = []
+        start = None
+        for h in np.unique(horizons):
+            if start is None or h > merge_ratio * start:
+                groups.append(((), 0))
+                start = h
+            members = tuple(int(c) for c in np.flatnonzero(horizons == h))
+            old, _ = groups[-1]
+            groups[-1] = (old + members, int(np.searchsorted(times, h) + 1))
+        return tuple((tuple(sorted(m)), n) for m, n in groups)
+
+
+#: Static partition of conditions for :func:`simulate_arrays`: a tuple of
+#: (condition indices, number of leading time points they need) pairs.
+Groups = tuple[tuple[tuple[int, ...], int], ...]
 
 
 def make_batch(
     model: ODEModel,
     conditions: Sequence[Condition],
     row_names: Sequence[str] | None = None,
+    t_end: Sequence[float] | None = None,
 ) -> ConditionBatch:
     """Validate conditions and index them by parameter row and basal group.
 
     ``row_names`` fixes the parameter rows (default: the cell lines in order of first
-    appearance). Unknown cell lines or perturbations and negative doses raise one
-    :class:`ModelSpecError` that lists every problem.
+    appearance). ``t_end`` (hours, one per condition) lets the simulator group
+    conditions by horizon. Unknown cell lines or perturbations and negative doses raise
+    one :class:`ModelSpecError` that lists every problem.
     """
     conditions = list(conditions)
     if not conditions:
@@ -106,6 +139,7 @@ def make_batch(
         basal_index=basal_index,
         basal_param_index=basal_param_index,
         basal_inputs=basal_inputs,
+        t_end=None if t_end is None else np.asarray(t_end, dtype=np.float64),
     )
 
 
@@ -148,51 +182,91 @@ class Simulation:
 
 
 # ---------------------------------------------------------------------------- core
-def _vector_field(model: ODEModel):
-    def f(t, y, args):
+@dataclass(frozen=True)
+class _VectorField:
+    """diffrax's ``f(t, y, args)`` for a model; hashable by value, so that diffrax's
+    internal compilation cache is hit for equal models."""
+
+    model: ODEModel
+
+    def __call__(self, t, y, args):
         params, inputs = args
-        return model.vector_field(t, y, params, inputs)
-
-    return f
+        return self.model.vector_field(t, y, params, inputs)
 
 
-def basal_state(
-    model: ODEModel, solver: SolverSettings, params: jax.Array, inputs: jax.Array
-) -> tuple[jax.Array, jax.Array]:
-    """Steady state of ``model`` under ``inputs`` and whether it was found.
+def _residual(model: ODEModel, acc: np.ndarray):
+    """f(y) with accumulator states pinned to their anchor values."""
 
-    The integration towards the steady state carries no gradient (it only supplies a
-    starting point); Newton's method then solves f(y) = 0 and its gradient comes from
-    the implicit function theorem. Accumulator states keep their ``initial_guess``.
-    """
-    guess = model.initial_guess(params, inputs)
-    if not model.equilibrate:
-        return guess, jnp.array(True)
-    acc = np.array([s in model.accumulator_states for s in model.states])
-    term = diffrax.ODETerm(_vector_field(model))
-    frozen = (jax.lax.stop_gradient(params), jax.lax.stop_gradient(inputs))
+    def residual(y, args):
+        p, u, anchor = args
+        return jnp.where(acc, y - anchor, model.vector_field(0.0, y, p, u))
+
+    return residual
+
+
+def _approach_by_integration(model, solver, params, inputs, guess):
+    """Integrate towards the steady state until |dy/dt| is small (or the horizon)."""
+    term = diffrax.ODETerm(_VectorField(model))
     approach = diffrax.diffeqsolve(
         term,
         solver.make_solver(),
         t0=0.0,
         t1=solver.equilibration_time,
         dt0=None,
-        y0=jax.lax.stop_gradient(guess),
-        args=frozen,
+        y0=guess,
+        args=(params, inputs),
         stepsize_controller=solver.make_controller(),
         event=diffrax.Event(diffrax.steady_state_event(rtol=1e-8, atol=1e-10)),
         max_steps=solver.max_steps,
         throw=False,
         adjoint=diffrax.RecursiveCheckpointAdjoint(),
     )
-    y_start = jnp.where(jnp.isfinite(approach.ys[-1]), approach.ys[-1], guess)
+    return approach.ys[-1]
 
-    def residual(y, args):
-        p, u, anchor = args
-        return jnp.where(acc, y - anchor, model.vector_field(0.0, y, p, u))
 
+def _approach_by_ptc(model, solver, params, inputs, guess, acc, n_iter: int = 60):
+    """Pseudo-transient continuation: implicit-Euler steps y <- y + (I/dt - J)^-1 r(y)
+    with dt growing as the residual falls (switched evolution relaxation), so it moves
+    like the dynamics far from the steady state and like Newton near it. A fixed
+    number of cheap iterations (one Jacobian and one small LU each) replaces a long,
+    error-controlled integration. A step that gives non-finite values or makes a
+    non-negative state negative is refused and dt shrinks tenfold."""
+    residual = _residual(model, acc)
+    args = (params, inputs, guess)
+    eye = jnp.eye(guess.shape[0])
+    nonneg = np.array([s in model.nonnegative_states for s in model.states])
+
+    def norm(r):
+        return jnp.sqrt(jnp.mean(r**2))
+
+    def body(_, carry):
+        y, dt, r_norm = carry
+        r = residual(y, args)
+        jac = jax.jacfwd(residual)(y, args)
+        y_new = y + jnp.linalg.solve(eye / dt - jac, r)
+        r_new = norm(residual(y_new, args))
+        good = (
+            jnp.all(jnp.isfinite(y_new))
+            & jnp.isfinite(r_new)
+            & jnp.all(jnp.where(nonneg, y_new >= 0.0, True))
+        )
+        grow = jnp.clip(r_norm / jnp.where(good, r_new, jnp.inf), 0.2, 10.0)
+        y = jnp.where(good, y_new, y)
+        dt = jnp.where(good, jnp.minimum(dt * grow, 1e12), dt * 0.1)
+        r_norm = jnp.where(good, r_new, r_norm)
+        return y, dt, r_norm
+
+    r0 = norm(residual(guess, args))
+    y, _, _ = jax.lax.fori_loop(0, n_iter, body, (guess, jnp.asarray(0.1), r0))
+    return y
+
+
+def _polish(model, solver, params, inputs, guess, y_start, acc):
+    """Newton's method on f(y) = 0 from ``y_start`` (implicit-function gradients), and
+    whether the result is a steady state in the model's domain."""
+    y_start = jnp.where(jnp.isfinite(y_start), y_start, guess)
     newton = optx.root_find(
-        residual,
+        _residual(model, acc),
         optx.Newton(rtol=1e-11, atol=1e-13),
         y_start,
         args=(params, inputs, guess),
@@ -200,17 +274,49 @@ def basal_state(
         throw=False,
     )
     y = newton.value
+    # Judged by the residual, relative to each state's size (VEGF is in the thousands
+    # of pg/mL): Newton's own flag can be unsuccessful after it has already converged
+    # to rounding level.
     rate = model.vector_field(0.0, y, params, inputs)
-    ok = (
-        jnp.all(jnp.isfinite(y))
-        & (jnp.max(jnp.abs(jnp.where(acc, 0.0, rate))) < solver.steady_state_tol)
-        & (newton.result == optx.RESULTS.successful)
-    )
+    scaled = jnp.abs(jnp.where(acc, 0.0, rate)) / jnp.maximum(jnp.abs(y), 1.0)
+    nonneg = np.array([s in model.nonnegative_states for s in model.states])
+    in_domain = jnp.all(jnp.where(nonneg, y >= -1e-9 * jnp.maximum(jnp.abs(y), 1.0), True))
+    ok = jnp.all(jnp.isfinite(y)) & (jnp.max(scaled) < solver.steady_state_tol) & in_domain
     return y, ok
 
 
+def basal_state(
+    model: ODEModel, solver: SolverSettings, params: jax.Array, inputs: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """Steady state of ``model`` under ``inputs`` and whether it was found.
+
+    A gradient-free approach supplies the starting point and Newton's method solves
+    f(y) = 0; the gradient comes from the implicit function theorem. With
+    ``solver.equilibration == "ptc"`` the approach is pseudo-transient continuation,
+    and only when that fails (or lands outside the model's domain, e.g. at a negative
+    concentration) is the ODE integrated towards a steady-state event; ``integrate``
+    always integrates. Accumulator states keep their ``initial_guess`` values.
+    """
+    guess = model.initial_guess(params, inputs)
+    if not model.equilibrate:
+        return guess, jnp.array(True)
+    acc = np.array([s in model.accumulator_states for s in model.states])
+    frozen = [jax.lax.stop_gradient(x) for x in (params, inputs, guess)]
+
+    def by_integration():
+        y0 = _approach_by_integration(model, solver, *frozen)
+        return _polish(model, solver, params, inputs, guess, y0, acc)
+
+    if solver.equilibration == "integrate":
+        return by_integration()
+    y, ok = _polish(
+        model, solver, params, inputs, guess, _approach_by_ptc(model, solver, *frozen, acc), acc
+    )
+    return jax.lax.cond(ok, lambda: (y, ok), by_integration)
+
+
 def _solve_one(model, solver, params, inputs, y0, times):
-    term = diffrax.ODETerm(_vector_field(model))
+    term = diffrax.ODETerm(_VectorField(model))
     sol = diffrax.diffeqsolve(
         term,
         solver.make_solver(),
@@ -235,7 +341,11 @@ def _batched(fn, solver: SolverSettings):
     return lambda *xs: jax.lax.map(lambda a: fn(*a), xs)
 
 
-@partial(jax.jit, static_argnums=(0, 1))
+#: :func:`basal_state`, jitted (compiled once per model and solver settings).
+basal_state_jit = jax.jit(basal_state, static_argnums=(0, 1))
+
+
+@partial(jax.jit, static_argnames=("model", "solver", "groups"))
 def simulate_arrays(
     model: ODEModel,
     solver: SolverSettings,
@@ -246,6 +356,7 @@ def simulate_arrays(
     basal_param_index: jax.Array,
     basal_inputs: jax.Array,
     times: jax.Array,
+    groups: Groups | None = None,
 ):
     """The jitted core. Array-level (traced doses and parameters welcome).
 
@@ -254,32 +365,47 @@ def simulate_arrays(
         param_index: [n_conditions]; basal_index: [n_conditions];
         basal_param_index: [n_basal]; basal_inputs: [n_basal, n_inputs];
         times: [n_times], increasing, >= 0 (hours after treatment starts).
+        groups: optional static partition of the conditions by horizon (see
+            :meth:`ConditionBatch.horizon_groups`); each group is solved in its own
+            batched loop up to its last needed time. Outputs at later times are NaN.
 
     Returns:
         (observables [n_c, n_t, n_obs], states [n_c, n_t, n_states],
         success [n_c], num_steps [n_c]); failed conditions hold NaN.
     """
-    y_basal, ok_basal = _batched(partial(basal_state, model, solver), solver)(
-        params[basal_param_index], basal_inputs
+    # Basal states one group after another: few groups, and the fallback integration
+    # then runs only for the groups whose pseudo-transient continuation failed.
+    y_basal, ok_basal = jax.lax.map(
+        lambda a: basal_state(model, solver, *a), (params[basal_param_index], basal_inputs)
     )
     p_c = params[param_index]
     y0 = jax.vmap(model.perturb)(y_basal[basal_index], p_c, inputs)
+    n_c, n_t = inputs.shape[0], times.shape[0]
+    if groups is None:
+        groups = ((tuple(range(n_c)), n_t),)
 
-    def one(p, u, y_start):
-        ys, ok, n = _solve_one(model, solver, p, u, y_start, times)
-        safe = jnp.where(ok, ys, 1.0)  # keeps NaN out of gradients of failed solves
-        obs = jax.vmap(lambda t, y: model.observe(t, y, p, u))(times, safe)
-        return safe, obs, ok, n
+    def solve_group(p, u, y_start, ts):
+        def one(p1, u1, y1):
+            ys, ok, n = _solve_one(model, solver, p1, u1, y1, ts)
+            safe = jnp.where(ok, ys, 1.0)  # keeps NaN out of gradients of failed solves
+            obs = jax.vmap(lambda t, y: model.observe(t, y, p1, u1))(ts, safe)
+            return safe, obs, ok, n
 
-    ys, obs, ok, n_steps = _batched(one, solver)(p_c, inputs, y0)
-    ok = ok & ok_basal[basal_index]
-    nan = jnp.nan
-    return (
-        jnp.where(ok[:, None, None], obs, nan),
-        jnp.where(ok[:, None, None], ys, nan),
-        ok,
-        n_steps,
-    )
+        return _batched(one, solver)(p, u, y_start)
+
+    obs_all = jnp.full((n_c, n_t, model.n_observables), jnp.nan)
+    ys_all = jnp.full((n_c, n_t, model.n_states), jnp.nan)
+    ok_all = jnp.zeros(n_c, dtype=bool)
+    steps_all = jnp.zeros(n_c, dtype=jnp.int32)
+    for members, n_used in groups:
+        idx = np.asarray(members, dtype=np.int32)
+        ys, obs, ok, n_steps = solve_group(p_c[idx], inputs[idx], y0[idx], times[:n_used])
+        ok = ok & ok_basal[basal_index[idx]]
+        obs_all = obs_all.at[idx, :n_used].set(jnp.where(ok[:, None, None], obs, jnp.nan))
+        ys_all = ys_all.at[idx, :n_used].set(jnp.where(ok[:, None, None], ys, jnp.nan))
+        ok_all = ok_all.at[idx].set(ok)
+        steps_all = steps_all.at[idx].set(n_steps.astype(jnp.int32))
+    return obs_all, ys_all, ok_all, steps_all
 
 
 def _param_rows(model: ODEModel, params, batch: ConditionBatch) -> np.ndarray | jax.Array:
@@ -349,6 +475,7 @@ def simulate(
         jnp.asarray(batch.basal_param_index),
         jnp.asarray(batch.basal_inputs),
         jnp.asarray(t),
+        groups=batch.horizon_groups(t),
     )
     return Simulation(
         model=model,
@@ -363,8 +490,10 @@ def simulate(
 
 __all__ = [
     "ConditionBatch",
+    "Groups",
     "Simulation",
     "basal_state",
+    "basal_state_jit",
     "check_times",
     "make_batch",
     "simulate",

@@ -35,6 +35,9 @@ IMPLICIT_SOLVERS = frozenset({"kvaerno5", "kvaerno4", "kvaerno3"})
 #: rest over 72 h instead of 5) and the gradient 15x slower (benchmarks/RESULTS.md).
 ROOT_FINDERS = ("chord", "newton", "verychord")
 
+#: How the basal steady state is approached (see :func:`il6rcc.models.basal_state`).
+EQUILIBRATION = ("ptc", "integrate")
+
 ADJOINTS: dict[str, type[diffrax.AbstractAdjoint]] = {
     "recursive_checkpoint": diffrax.RecursiveCheckpointAdjoint,
     "direct": diffrax.DirectAdjoint,
@@ -57,9 +60,11 @@ class SolverSettings:
         root_finder: name in :data:`ROOT_FINDERS`, for implicit solvers.
         batching: ``vmap`` solves all conditions in lock-step (one vectorised loop);
             ``map`` solves them one after another (each takes only its own steps).
-        equilibration_time: horizon (h) of the integration that approaches the basal
-            steady state before Newton's method polishes it.
-        steady_state_tol: max |dy/dt| accepted as a steady state.
+        equilibration: how the basal steady state is approached before Newton's method
+            polishes it: ``ptc`` (pseudo-transient continuation, default) or
+            ``integrate`` (solve the ODE up to a steady-state event).
+        equilibration_time: horizon (h) of that integration.
+        steady_state_tol: max |dy/dt| / max(|y|, 1) accepted as a steady state.
     """
 
     solver: str = "kvaerno5"
@@ -69,6 +74,7 @@ class SolverSettings:
     adjoint: str = "recursive_checkpoint"
     root_finder: str = "chord"
     batching: Batching = "vmap"
+    equilibration: str = "ptc"
     equilibration_time: float = 1e4
     steady_state_tol: float = 1e-8
 
@@ -81,6 +87,10 @@ class SolverSettings:
         if self.root_finder not in ROOT_FINDERS:
             problems.append(
                 f"root_finder {self.root_finder!r} is unknown; valid: {choices(ROOT_FINDERS)}"
+            )
+        if self.equilibration not in EQUILIBRATION:
+            problems.append(
+                f"equilibration {self.equilibration!r} is unknown; valid: {choices(EQUILIBRATION)}"
             )
         if self.batching not in ("vmap", "map"):
             problems.append(f"batching {self.batching!r} is unknown; valid: 'map', 'vmap'")
@@ -108,4 +118,11 @@ class SolverSettings:
         return diffrax.PIDController(rtol=self.rtol, atol=self.atol)
 
 
-__all__ = ["ADJOINTS", "IMPLICIT_SOLVERS", "ROOT_FINDERS", "SOLVERS", "SolverSettings"]
+__all__ = [
+    "ADJOINTS",
+    "EQUILIBRATION",
+    "IMPLICIT_SOLVERS",
+    "ROOT_FINDERS",
+    "SOLVERS",
+    "SolverSettings",
+]

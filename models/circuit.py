@@ -726,6 +726,7 @@ class RCCCircuit(ODEModel):
     observables: ClassVar[tuple[ObservableSpec, ...]] = OBSERVABLES
     cell_lines: ClassVar[tuple[CellLine, ...]] = CELL_LINES
     accumulator_states: ClassVar[tuple[str, ...]] = ("log_growth",)
+    nonnegative_states: ClassVar[tuple[str, ...]] = STATES[:-2]  # not log_growth, growth_ref
 
     def __post_init__(self) -> None:
         problems = []

@@ -1,0 +1,315 @@
+"""The typed, frozen schema of il6rcc job configs.
+
+Every section rejects unknown keys; names (model, variant, solver, sampler, cell line,
+perturbation) are checked against registries when the file is loaded, so a typo fails
+with the list of valid choices before any computation. Defaults live here, once.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ..models import ADJOINTS, SOLVERS
+from ..models._solvers import ROOT_FINDERS
+from ..models.circuit import IL6_RECEPTOR, SOCS3_INDUCTION, TKI_ACTION, VARIANTS
+
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+def _check_choice(value: str, valid, what: str) -> str:
+    if value not in valid:
+        raise ValueError(f"unknown {what} {value!r}; valid: {', '.join(sorted(valid))}")
+    return value
+
+
+class VariantComponents(Section):
+    """A circuit variant given by its components instead of by name."""
+
+    socs3_induction: str = "il6_loop"
+    il6_receptor: str = "both"
+    tki_action: str = "nfkb_il6"
+
+    @field_validator("socs3_induction")
+    @classmethod
+    def _socs3(cls, v: str) -> str:
+        return _check_choice(v, SOCS3_INDUCTION, "socs3_induction")
+
+    @field_validator("il6_receptor")
+    @classmethod
+    def _receptor(cls, v: str) -> str:
+        return _check_choice(v, IL6_RECEPTOR, "il6_receptor")
+
+    @field_validator("tki_action")
+    @classmethod
+    def _tki(cls, v: str) -> str:
+        return _check_choice(v, TKI_ACTION, "tki_action")
+
+
+class ModelSection(Section):
+    """Which model and mechanism variant.
+
+    ``name``: a built-in model (``rcc_circuit``) or ``path/to/file.py:ClassName``
+    (relative to the config file's folder). ``variant``: a name from the circuit's
+    variant registry, or its components.
+    """
+
+    name: str = "rcc_circuit"
+    variant: str | VariantComponents = "main"
+
+    @field_validator("variant")
+    @classmethod
+    def _variant(cls, v):
+        if isinstance(v, str):
+            return _check_choice(v, VARIANTS, "variant")
+        return v
+
+
+class SolverSection(Section):
+    """ODE solver settings (see :class:`il6rcc.models.SolverSettings`)."""
+
+    solver: str = "kvaerno5"
+    rtol: PositiveFloat = 1e-6
+    atol: PositiveFloat = 1e-8
+    max_steps: PositiveInt = 4096
+    adjoint: str = "recursive_checkpoint"
+    root_finder: str = "chord"
+    batching: Literal["vmap", "map"] = "vmap"
+    equilibration: Literal["ptc", "integrate"] = "ptc"
+
+    @field_validator("solver")
+    @classmethod
+    def _solver(cls, v: str) -> str:
+        return _check_choice(v, SOLVERS, "solver")
+
+    @field_validator("adjoint")
+    @classmethod
+    def _adjoint(cls, v: str) -> str:
+        return _check_choice(v, ADJOINTS, "adjoint")
+
+    @field_validator("root_finder")
+    @classmethod
+    def _root(cls, v: str) -> str:
+        return _check_choice(v, ROOT_FINDERS, "root_finder")
+
+
+class ExperimentSpec(Section):
+    """One simulated condition: a cell line and perturbations (input name -> dose)."""
+
+    id: str
+    cell_line: str
+    perturbations: dict[str, float] = Field(default_factory=dict)
+
+
+class PanelSpec(Section):
+    """One figure panel: an observable of some experiments over time."""
+
+    title: str
+    observable: str
+    experiments: list[str]
+    relative_to: str | None = None
+
+
+class SimulateSection(Section):
+    """What ``il6rcc simulate`` runs (times in hours after treatment starts)."""
+
+    times: list[PositiveFloat] = Field(
+        default_factory=lambda: [0.25, 0.5, 1, 2, 4, 8, 12, 24, 36, 48, 72]
+    )
+    experiments: list[ExperimentSpec] = Field(default_factory=list)
+    panels: list[PanelSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _refs(self):
+        ids = [e.id for e in self.experiments]
+        problems = []
+        if len(set(ids)) != len(ids):
+            problems.append(f"experiment ids must be unique, got duplicates in {ids}")
+        if sorted(self.times) != list(self.times) or len(set(self.times)) != len(self.times):
+            problems.append(f"times must be strictly increasing, got {list(self.times)}")
+        for panel in self.panels:
+            for ref in [*panel.experiments, *([panel.relative_to] if panel.relative_to else [])]:
+                if ref not in ids:
+                    problems.append(f"panel {panel.title!r} names unknown experiment {ref!r}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class DataSection(Section):
+    """Which evidence is fitted.
+
+    ``tables``: evidence TSV files (relative to the config); empty = the shipped tables.
+    ``studies`` / ``cell_lines``: keep only these (empty = all). ``exclude_rows``: row ids
+    left out (e.g. for K-fold refits).
+    """
+
+    tables: list[str] = Field(default_factory=list)
+    digitised: list[str] = Field(default_factory=list)
+    studies: list[str] = Field(default_factory=list)
+    cell_lines: list[str] = Field(default_factory=list)
+    exclude_rows: list[str] = Field(default_factory=list)
+
+
+class PriorOverride(Section):
+    """A prior replacing the model's default for one parameter (log-normal for
+    log-scale parameters: ``median`` in the parameter's unit, ``log10_sd`` in decades)."""
+
+    median: PositiveFloat | None = None
+    log10_sd: PositiveFloat | None = None
+    source: str = ""
+
+
+class PriorSection(Section):
+    """Priors and which parameters are estimated.
+
+    ``estimate``: parameter names sampled (the rest fixed at their defaults);
+    ``cell_line_specific``: the subset that varies by cell line through the non-centred
+    hierarchy log theta_c = log theta + tau * z_c with tau ~ HalfNormal(``tau_scale``);
+    ``tables``: prior tables (TSV: parameterId, median, log10_sd, source) applied in
+    order, then ``overrides``; ``width_factor`` multiplies every default width.
+    """
+
+    estimate: list[str] = Field(default_factory=list)
+    cell_line_specific: list[str] = Field(default_factory=list)
+    tau_scale: PositiveFloat = 0.5
+    tables: list[str] = Field(default_factory=list)
+    overrides: dict[str, PriorOverride] = Field(default_factory=dict)
+    width_factor: PositiveFloat = 1.0
+
+    @model_validator(mode="after")
+    def _subset(self):
+        extra = sorted(set(self.cell_line_specific) - set(self.estimate))
+        if extra:
+            raise ValueError(f"cell_line_specific names parameters not in estimate: {extra}")
+        return self
+
+
+class LikelihoodSection(Section):
+    """Observation models.
+
+    ``probit_scale``: sigma of the probit on qualitative contrasts (log units).
+    ``not_significant_effect``: the log effect a study would have detected; "not
+    significant" rows favour |effect| below it (weak evidence, never a zero effect).
+    ``not_significant_floor``: probability of a non-significant result even for a large
+    effect (keeps such rows weak). ``noise_scale``: half-normal scale of each assay's
+    log-normal noise SD when the source gives none.
+    """
+
+    probit_scale: PositiveFloat = 0.3
+    not_significant_effect: PositiveFloat = 0.7
+    not_significant_floor: Annotated[float, Field(gt=0, lt=1)] = 0.2
+    noise_scale: PositiveFloat = 0.5
+    blot_scale_sd: PositiveFloat = 2.0
+
+
+class MapSection(Section):
+    """MAP multi-start: ``n_starts`` prior draws optimised in one vmapped L-BFGS run."""
+
+    n_starts: PositiveInt = 8
+    max_steps: PositiveInt = 300
+    tol: PositiveFloat = 1e-6
+
+
+class NutsSection(Section):
+    """NUTS settings. ``mass_matrix``: ``laplace`` (dense, from the Hessian at the MAP,
+    fixed), ``dense`` (adapted), or ``diag`` (adapted)."""
+
+    num_warmup: NonNegativeInt = 300
+    num_samples: PositiveInt = 500
+    num_chains: PositiveInt = 2
+    chain_method: Literal["sequential", "vectorized", "parallel"] = "sequential"
+    target_accept: Annotated[float, Field(gt=0, lt=1)] = 0.8
+    max_tree_depth: PositiveInt = 8
+    mass_matrix: Literal["laplace", "dense", "diag"] = "laplace"
+    init: Literal["map", "prior"] = "map"
+    max_init_attempts: PositiveInt = 20
+
+
+class SviSection(Section):
+    """SVI settings. ``guide``: ``normal`` (AutoNormal) or ``lowrank``
+    (AutoLowRankMultivariateNormal)."""
+
+    guide: Literal["normal", "lowrank"] = "normal"
+    steps: PositiveInt = 2000
+    learning_rate: PositiveFloat = 0.01
+    num_samples: PositiveInt = 1000
+
+
+class DiagnosticsSection(Section):
+    """Convergence gates (arviz 1.x: rank R-hat, bulk and tail ESS, E-BFMI)."""
+
+    max_rhat: PositiveFloat = 1.01
+    min_ess_bulk: PositiveFloat = 400
+    min_ess_tail: PositiveFloat = 400
+    max_divergences: NonNegativeInt = 0
+    min_ebfmi: PositiveFloat = 0.3
+
+
+class InferenceSection(Section):
+    """Which sampler, and its settings."""
+
+    method: Literal["nuts", "svi", "map"] = "nuts"
+    seed: NonNegativeInt = 0
+    map: MapSection = Field(default_factory=MapSection)
+    nuts: NutsSection = Field(default_factory=NutsSection)
+    svi: SviSection = Field(default_factory=SviSection)
+    checkpoint_every: PositiveInt = 50
+    prior_draws: PositiveInt = 200
+    posterior_predictive_draws: PositiveInt = 200
+
+
+class PredictSection(Section):
+    """Interventions predicted from a posterior (``il6rcc predict``)."""
+
+    cell_lines: list[str] = Field(default_factory=lambda: ["786-O", "ACHN"])
+    ifn_dose: PositiveFloat = 1000.0
+    tocilizumab_dose: PositiveFloat = 30.0
+    tki: str = "sorafenib"
+    tki_doses: list[PositiveFloat] = Field(default_factory=lambda: [0.5, 1.0, 5.0, 10.0])
+    time: PositiveFloat = 72.0
+    draws: PositiveInt = 200
+
+
+class RunConfig(Section):
+    """A whole job. ``name`` labels the run; ``device``: ``cpu`` or ``gpu``."""
+
+    name: str = "il6rcc"
+    device: Literal["cpu", "gpu"] = "cpu"
+    model: ModelSection = Field(default_factory=ModelSection)
+    solver: SolverSection = Field(default_factory=SolverSection)
+    simulate: SimulateSection = Field(default_factory=SimulateSection)
+    data: DataSection = Field(default_factory=DataSection)
+    priors: PriorSection = Field(default_factory=PriorSection)
+    likelihood: LikelihoodSection = Field(default_factory=LikelihoodSection)
+    inference: InferenceSection = Field(default_factory=InferenceSection)
+    diagnostics: DiagnosticsSection = Field(default_factory=DiagnosticsSection)
+    predict: PredictSection = Field(default_factory=PredictSection)
+
+
+__all__ = [
+    "DataSection",
+    "DiagnosticsSection",
+    "ExperimentSpec",
+    "InferenceSection",
+    "LikelihoodSection",
+    "MapSection",
+    "ModelSection",
+    "NutsSection",
+    "PanelSpec",
+    "PredictSection",
+    "PriorOverride",
+    "PriorSection",
+    "RunConfig",
+    "SimulateSection",
+    "SolverSection",
+    "SviSection",
+    "VariantComponents",
+]

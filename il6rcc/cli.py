@@ -1,0 +1,173 @@
+"""The ``il6rcc`` command: one entry point, subcommands.
+
+User errors (bad config, data, PEtab file, names, doses) print one message naming the
+file, key or row, the value and what was expected, and exit with status 2 without a
+traceback. Status 1 means the job ran but failed (e.g. lint found problems).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+EXIT_USER_ERROR = 2
+
+
+def _add_fit_overrides(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("overrides (recorded in the manifest)")
+    g.add_argument("--seed", type=int, help="random seed (inference.seed)")
+    g.add_argument("--chains", type=int, help="number of NUTS chains")
+    g.add_argument("--samples", type=int, help="NUTS draws per chain after warmup")
+    g.add_argument("--warmup", type=int, help="NUTS warmup iterations per chain")
+    g.add_argument("--method", choices=["nuts", "svi", "map"], help="inference method")
+    g.add_argument("--device", choices=["cpu", "gpu"], help="where JAX runs")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="il6rcc",
+        description="Bayesian inference on the IL-6/SOCS3/JAK-STAT circuit of renal cell "
+        "carcinoma: simulate, fit, diagnose, compare mechanisms, predict interventions.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("simulate", help="simulate the circuit for the experiments of a config")
+    p.add_argument("config", nargs="?", help="config YAML (default: the shipped simulate.yaml)")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+
+    p = sub.add_parser("fit", help="fit a config's model to the evidence; writes a run folder")
+    p.add_argument("config", nargs="?", help="config YAML")
+    p.add_argument("--out", type=Path, help="run folder to create")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a killed run")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    _add_fit_overrides(p)
+
+    p = sub.add_parser("report", help="write a self-contained HTML report of a run")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--out", type=Path, help="report file (default RUN_DIR/report.html)")
+
+    p = sub.add_parser("compare", help="compare fitted mechanism variants by PSIS-LOO")
+    p.add_argument("run_dirs", nargs="+", type=Path)
+    p.add_argument("--out", required=True, type=Path)
+
+    p = sub.add_parser("predict", help="posterior predictions of interventions per cell line")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--config", type=Path, help="config whose 'predict' section to use")
+
+    p = sub.add_parser("next-experiment", help="rank candidate experiments by expected information")
+    p.add_argument("run_dirs", nargs="+", type=Path, help="fitted runs, one per variant")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--draws", type=int, default=100, help="posterior draws per variant")
+
+    p = sub.add_parser("data", help="evidence tables")
+    dsub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    q = dsub.add_parser("lint", help="check evidence tables; list every problem")
+    q.add_argument("paths", nargs="+")
+
+    p = sub.add_parser("petab", help="PEtab interoperability")
+    psub = p.add_subparsers(dest="petab_command", required=True, metavar="ACTION")
+    q = psub.add_parser("llh", help="log-likelihood at the nominal parameters")
+    q.add_argument("problem", help="PEtab problem YAML")
+    q.add_argument("--rtol", type=float, default=1e-8)
+    q.add_argument("--atol", type=float, default=1e-8)
+    q = psub.add_parser("fit", help="MAP multi-start and NUTS on a PEtab problem")
+    q.add_argument("problem", help="PEtab problem YAML")
+    q.add_argument("--out", required=True, type=Path)
+    q.add_argument("--config", help="config YAML for the inference settings")
+    _add_fit_overrides(q)
+    q = psub.add_parser("export", help="write the RCC problem as PEtab")
+    q.add_argument("config", help="config YAML (model variant, evidence)")
+    q.add_argument("--out", required=True, type=Path)
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    pairs = {
+        "inference.seed": args.seed,
+        "inference.nuts.num_chains": args.chains,
+        "inference.nuts.num_samples": args.samples,
+        "inference.nuts.num_warmup": args.warmup,
+        "inference.method": args.method,
+        "device": args.device,
+    }
+    return {k: v for k, v in pairs.items() if v is not None}
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from .errors import Il6rccError
+
+    if args.command == "simulate":
+        from .jobs.simulate import run_simulate
+
+        run_simulate(args.config, args.out)
+        return 0
+    if args.command == "fit":
+        from .jobs.fit import resume_fit, run_fit
+
+        if args.resume is not None:
+            if args.config is not None or args.out is not None:
+                raise Il6rccError("--resume RUN_DIR takes no CONFIG or --out")
+            return resume_fit(args.resume, quiet=args.quiet)
+        if args.config is None or args.out is None:
+            raise Il6rccError("il6rcc fit needs CONFIG and --out DIR (or --resume RUN_DIR)")
+        return run_fit(args.config, args.out, _overrides(args), quiet=args.quiet)
+    if args.command == "report":
+        from .jobs.report import write_report
+
+        print(write_report(args.run_dir, args.out))
+        return 0
+    if args.command == "compare":
+        from .jobs.compare import run_compare
+
+        return run_compare(args.run_dirs, args.out)
+    if args.command == "predict":
+        from .jobs.predict import run_predict
+
+        return run_predict(args.run_dir, args.out, args.config)
+    if args.command == "next-experiment":
+        from .jobs.design import run_next_experiment
+
+        return run_next_experiment(args.run_dirs, args.out, draws=args.draws)
+    if args.command == "data":
+        from .data import lint_main
+
+        return lint_main(args.paths)
+    if args.command == "petab":
+        from . import petab
+
+        if args.petab_command == "llh":
+            return petab.llh_main(args.problem, rtol=args.rtol, atol=args.atol)
+        if args.petab_command == "export":
+            return petab.export_main(args.config, args.out)
+        from .jobs.fit import run_petab_fit
+
+        return run_petab_fit(args.problem, args.out, args.config, _overrides(args))
+    raise AssertionError(f"unhandled command {args.command}")  # argparse prevents this
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # Before JAX or equinox are imported: non-fatal solver errors, chosen device.
+    os.environ.setdefault("EQX_ON_ERROR", "nan")
+    device = getattr(args, "device", None)
+    if device is not None:
+        os.environ["JAX_PLATFORMS"] = "cuda" if device == "gpu" else "cpu"
+    from . import runtime
+    from .errors import Il6rccError
+
+    runtime.setup()
+    try:
+        return _dispatch(args)
+    except Il6rccError as err:
+        print(f"il6rcc: error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("il6rcc: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

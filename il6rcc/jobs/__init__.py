@@ -1,0 +1,1 @@
+"""Jobs behind the il6rcc subcommands: simulate, fit, report, compare, predict, design."""

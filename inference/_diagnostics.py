@@ -1,0 +1,98 @@
+"""Convergence diagnostics from arviz 1.x with configurable gates.
+
+Rank-normalised R-hat, bulk and tail ESS (Vehtari et al. 2021), divergent
+transitions, E-BFMI per chain and tree-depth saturation. NaN diagnostics count as
+failures. A run that misses a gate still writes all its outputs and names the gate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Gates:
+    max_rhat: float = 1.01
+    min_ess_bulk: float = 400.0
+    min_ess_tail: float = 400.0
+    max_divergences: int = 0
+    min_ebfmi: float = 0.3
+
+
+def summary_table(tree, var_names=("theta", "theta_cell", "tau", "dose", "sigma")):
+    """arviz summary (mean, sd, eti, ess_bulk, ess_tail, r_hat, mcse) as a DataFrame."""
+    import arviz as az
+
+    present = [v for v in var_names if v in tree["posterior"].data_vars]
+    return az.summary(tree, var_names=present, kind="all", fmt="wide", round_to="none")
+
+
+def diagnose(tree, gates: Gates, max_tree_depth: int | None = None) -> dict:
+    """Diagnostics and pass/fail gates of a posterior DataTree (JSON-ready dict)."""
+    import arviz as az
+
+    table = summary_table(tree)
+    rhat = np.asarray(table["r_hat"], dtype=float)
+    ess_bulk = np.asarray(table["ess_bulk"], dtype=float)
+    ess_tail = np.asarray(table["ess_tail"], dtype=float)
+    stats = tree["sample_stats"]
+    diverging = np.asarray(stats["diverging"])
+    n_div = int(diverging.sum())
+    try:
+        ebfmi = np.atleast_1d(np.asarray(az.bfmi(tree), dtype=float)).ravel()
+    except (KeyError, ValueError):
+        ebfmi = np.array([np.nan])
+    depth = np.asarray(stats["tree_depth"]) if "tree_depth" in stats else None
+    saturated = (
+        float(np.mean(depth >= max_tree_depth)) if depth is not None and max_tree_depth else 0.0
+    )
+    n_failed = int(np.asarray(stats["n_failed"]).sum()) if "n_failed" in stats else 0
+
+    def worst(values, fn):
+        return float(fn(values)) if values.size and not np.isnan(values).any() else float("nan")
+
+    out = {
+        "n_chains": int(diverging.shape[0]),
+        "n_draws": int(diverging.shape[1]),
+        "max_rhat": worst(rhat, np.max),
+        "min_ess_bulk": worst(ess_bulk, np.min),
+        "min_ess_tail": worst(ess_tail, np.min),
+        "divergences": n_div,
+        "min_ebfmi": worst(ebfmi, np.min),
+        "ebfmi_per_chain": [float(x) for x in ebfmi],
+        "treedepth_saturation": saturated,
+        "failed_solves_in_draws": n_failed,
+        "worst_rhat_parameter": str(table.index[int(np.nanargmax(rhat))]) if rhat.size else "",
+        "worst_ess_parameter": str(table.index[int(np.nanargmin(ess_bulk))])
+        if ess_bulk.size
+        else "",
+    }
+    checks = {
+        "max_rhat": (out["max_rhat"], "<", gates.max_rhat),
+        "min_ess_bulk": (out["min_ess_bulk"], ">=", gates.min_ess_bulk),
+        "min_ess_tail": (out["min_ess_tail"], ">=", gates.min_ess_tail),
+        "divergences": (out["divergences"], "<=", gates.max_divergences),
+        "min_ebfmi": (out["min_ebfmi"], ">=", gates.min_ebfmi),
+    }
+    gate_results = {}
+    for name, (value, op, threshold) in checks.items():
+        ok = bool(
+            np.isfinite(value)
+            and (
+                value < threshold
+                if op == "<"
+                else value >= threshold
+                if op == ">="
+                else value <= threshold
+            )
+        )
+        gate_results[name] = {"value": value, "rule": f"{op} {threshold}", "passed": ok}
+    out["gates"] = gate_results
+    out["passed"] = all(g["passed"] for g in gate_results.values())
+    out["failed_gates"] = [k for k, g in gate_results.items() if not g["passed"]]
+    return out
+
+
+__all__ = ["Gates", "diagnose", "summary_table"]

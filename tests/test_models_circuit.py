@@ -1,0 +1,214 @@
+"""The RCC circuit: steady states, gradients, failures, determinism and bad input."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from il6rcc.errors import ModelSpecError
+from il6rcc.models import (
+    VARIANTS,
+    Condition,
+    RCCCircuit,
+    SolverSettings,
+    basal_state_jit,
+    load_model,
+    make_batch,
+    simulate,
+    simulate_arrays,
+)
+
+MAIN = RCCCircuit.variant("main")
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_basal_state_is_steady_for_every_cell_line(variant):
+    """max |f(y0)| < 1e-8 at the basal state, every cell line, with and without the
+    pre-treatment perturbations (siRNA, over-expression, xenograft)."""
+    model = RCCCircuit.variant(variant)
+    settings = SolverSettings()
+    pre = np.zeros(model.n_inputs)
+    pre_si = pre.copy()
+    for name in ("si_socs3", "socs3_overexpression", "xenograft"):
+        pre_si[model.index("inputs", name)] = 1.0
+    worst = 0.0
+    for line in model.cell_line_names:
+        p = jnp.asarray(model.default_params(line))
+        for u in (pre, pre_si):
+            y, ok = basal_state_jit(model, settings, p, jnp.asarray(u))
+            assert bool(ok), (variant, line)
+            # after treatment starts with no treatment, the state must stay at rest
+            u_treat = jnp.asarray(u + model.phase_mask())
+            y0 = model.perturb(y, p, u_treat)
+            rates = np.abs(np.asarray(model.vector_field(0.0, y0, p, u_treat)))
+            worst = max(worst, rates.max())
+    assert worst < 1e-8
+
+
+def _all_inputs_conditions():
+    """Conditions that together exercise every input (so every parameter matters)."""
+    return [
+        Condition("ifn", "786-O", {"ifn_alpha": 800.0, "si_socs3": 1.0}),
+        Condition("ifn_tcz", "786-O", {"ifn_alpha": 800.0, "tocilizumab": 20.0, "si_il6r": 1}),
+        Condition("il6", "ACHN", {"il6": 5.0, "ifn_alpha": 300.0, "socs3_overexpression": 1}),
+        Condition(
+            "tki",
+            "786-O",
+            {
+                "sorafenib": 2.0,
+                "sunitinib": 1.0,
+                "pazopanib": 6.0,
+                "si_il6": 1,
+                "si_ifnar": 1,
+                "trail": 30.0,
+            },
+        ),
+        Condition("vivo", "786-O", {"sorafenib": 1.0, "xenograft": 1.0, "tocilizumab": 10.0}),
+    ]
+
+
+def test_gradients_match_central_finite_differences():
+    """d/d log(theta) of sum(log observables) vs central differences, rel 1e-4."""
+    model = MAIN
+    batch = make_batch(model, _all_inputs_conditions())
+    settings = SolverSettings(rtol=1e-11, atol=1e-13, max_steps=20000)
+    times = jnp.array([0.5, 2.0, 8.0, 30.0, 96.0])
+    base = np.stack([model.default_params(r) for r in batch.row_names])
+    args = [
+        jnp.asarray(x)
+        for x in (
+            batch.inputs,
+            batch.param_index,
+            batch.basal_index,
+            batch.basal_param_index,
+            batch.basal_inputs,
+        )
+    ]
+    logit = np.array([p.scale == "logit" for p in model.parameters])
+
+    def to_natural(z):
+        return jnp.where(logit, jax.nn.sigmoid(z), jnp.exp(z))
+
+    z0 = np.log(base[0])
+    z0[logit] = np.log(base[0][logit] / (1 - base[0][logit]))
+    ratios = base / base[0]  # cell-line factors kept fixed
+
+    def scalar(z):
+        obs, _, ok, _ = simulate_arrays(
+            model, settings, to_natural(z)[None, :] * ratios, *args, times
+        )
+        return jnp.sum(jnp.log(jnp.abs(obs) + 1e-3))
+
+    grad = np.asarray(jax.jit(jax.grad(scalar))(jnp.asarray(z0)))
+    f = jax.jit(scalar)
+    h = 1e-4
+    fd = np.empty_like(grad)
+    for i in range(model.n_params):
+        e = np.zeros_like(z0)
+        e[i] = h
+        fd[i] = (float(f(jnp.asarray(z0 + e))) - float(f(jnp.asarray(z0 - e)))) / (2 * h)
+    err = np.abs(grad - fd) / np.maximum(np.abs(fd), 1e-3)
+    worst = np.argsort(err)[::-1][:3]
+    assert err.max() < 1e-4, [(model.parameter_names[i], grad[i], fd[i]) for i in worst]
+    # every parameter influences this scalar (otherwise the check would be vacuous)
+    assert np.sum(np.abs(fd) < 1e-9) == 0, [
+        model.parameter_names[i] for i in np.flatnonzero(np.abs(fd) < 1e-9)
+    ]
+
+
+def test_failed_solve_is_flagged_not_raised():
+    settings = SolverSettings(max_steps=4)
+    sim = simulate(
+        MAIN, None, [Condition("ifn", "786-O", {"ifn_alpha": 1000.0})], [1.0, 24.0], settings
+    )
+    assert not sim.success[0]
+    assert np.isnan(sim.observables).all()
+
+
+def test_failed_solve_of_one_condition_keeps_the_others():
+    """A parameter row that makes a solve fail flags only its own conditions."""
+    batch = make_batch(
+        MAIN,
+        [
+            Condition("a", "786-O", {"ifn_alpha": 1000.0}),
+            Condition("b", "ACHN", {"ifn_alpha": 1000.0}),
+        ],
+    )
+    rows = np.stack([MAIN.default_params(r) for r in batch.row_names])
+    rows[0, MAIN.index("parameters", "k_stat1_p")] = np.nan
+    sim = simulate(MAIN, rows, batch, [1.0, 24.0])
+    assert sim.success.tolist() == [False, True]
+    assert np.isfinite(sim.observables[1]).all()
+
+
+def test_two_runs_identical():
+    conds = _all_inputs_conditions()
+    a = simulate(MAIN, None, conds, [1.0, 10.0, 50.0])
+    b = simulate(MAIN, None, conds, [1.0, 10.0, 50.0])
+    np.testing.assert_array_equal(a.observables, b.observables)
+
+
+@pytest.mark.parametrize(
+    "build, needle",
+    [
+        (lambda: load_model("rcc_circuit", "socs3_via_magic"), "valid: 'il6r_membrane'"),
+        (lambda: RCCCircuit(socs3_induction="stat2"), "valid: 'both', 'il6_loop'"),
+        (lambda: make_batch(MAIN, [Condition("x", "HEK293")]), "valid: '769-P', '786-O'"),
+        (lambda: SolverSettings(solver="rk45"), "valid: 'dopri5', 'dopri8'"),
+        (
+            lambda: make_batch(MAIN, [Condition("x", "786-O", {"interferon": 1.0})]),
+            "valid: 'ifn_alpha', 'il6'",
+        ),
+        (
+            lambda: make_batch(MAIN, [Condition("x", "786-O", {"ifn_alpha": -5.0})]),
+            "must be a finite number >= 0",
+        ),
+        (lambda: make_batch(MAIN, [Condition("x", "786-O", {"si_socs3": 0.5})]), "expected 0 or 1"),
+        (
+            lambda: make_batch(MAIN, [Condition("x", "786-O", {"treatment_phase": 1.0})]),
+            "unknown perturbation 'treatment_phase'",
+        ),
+        (lambda: load_model("no_such_model"), "valid: 'inducible_gene'"),
+    ],
+)
+def test_bad_input_gives_one_clear_error(build, needle):
+    with pytest.raises(ModelSpecError) as info:
+        build()
+    assert needle in str(info.value)
+
+
+def test_all_problems_reported_together():
+    with pytest.raises(ModelSpecError) as info:
+        make_batch(MAIN, [Condition("x", "HEK293", {"ifn_alpha": -1.0, "foo": 1.0})])
+    text = str(info.value)
+    assert "HEK293" in text and "'foo'" in text and "-1.0" in text
+
+
+def test_user_model_from_file(tmp_path):
+    path = tmp_path / "my_model.py"
+    path.write_text(
+        "from dataclasses import dataclass\n"
+        "from typing import ClassVar\n"
+        "import jax.numpy as jnp\n"
+        "from il6rcc.models import ODEModel, ParameterSpec, ObservableSpec\n\n"
+        "@dataclass(frozen=True)\n"
+        "class Growth(ODEModel):\n"
+        "    name: ClassVar[str] = 'growth'\n"
+        "    states: ClassVar[tuple] = ('x',)\n"
+        "    parameters: ClassVar[tuple] = (ParameterSpec('r', 0.3, '1/h', 'rate'),)\n"
+        "    observables: ClassVar[tuple] = (ObservableSpec('x', 'a.u.', 'x'),)\n"
+        "    equilibrate: ClassVar[bool] = False\n"
+        "    def vector_field(self, t, y, params, inputs):\n"
+        "        return params[0] * y\n"
+        "    def observe(self, t, y, params, inputs):\n"
+        "        return y\n"
+    )
+    model = load_model(f"{path.name}:Growth", base_dir=tmp_path)
+    sim = simulate(
+        model, None, [Condition("c", "default")], [1.0, 2.0], SolverSettings(rtol=1e-10, atol=1e-12)
+    )
+    np.testing.assert_allclose(
+        sim.observable("x")[0], np.exp(0.3 * np.array([1.0, 2.0])), rtol=1e-7
+    )
+    with pytest.raises(ModelSpecError, match="no ODEModel subclass 'Nope'; found: 'Growth'"):
+        load_model(f"{path.name}:Nope", base_dir=tmp_path)
