@@ -21,6 +21,13 @@ from ._export import ExportMeasurement as ExportMeasurement
 from ._export import build_sbml as build_sbml
 from ._export import export_problem as export_problem
 from ._export import model_expressions as model_expressions
+from ._fit import LaplaceResult as LaplaceResult
+from ._fit import MapResult as MapResult
+from ._fit import Propagated as Propagated
+from ._fit import fit_map as fit_map
+from ._fit import laplace_approximation as laplace_approximation
+from ._fit import negative_log_posterior as negative_log_posterior
+from ._fit import propagate as propagate
 from ._likelihood import DEFAULT_SOLVER as DEFAULT_SOLVER
 from ._likelihood import log_likelihood as log_likelihood
 from ._likelihood import make_llh as make_llh
