@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 import il6rcc.petab
+from il6rcc.errors import PetabError
 from il6rcc.models.circuit import PARAMETERS
 from il6rcc.petab import (
     DEFAULT_SOLVER,
@@ -28,6 +29,7 @@ from il6rcc.petab import (
     problem_path,
     propagate,
 )
+from il6rcc.petab._fit import _starts
 from il6rcc.petab._simulate import condition_parameters, steady_state
 
 PRIORS = Path(il6rcc.petab.__file__).parent / "priors"
@@ -272,6 +274,48 @@ def test_laplace_on_boehm_by_hand(boehm):
     assert single.sources == ("k_phos",) and single.n_identifiable == 1
     at_bound = propagate(lap, lambda v: jnp.log10(v["k_phos"] * v["k_imp_homo"]))
     assert math.isnan(at_bound.sd) and at_bound.not_identifiable == ("k_imp_homo",)
+
+
+def test_fisher_information_of_noise_parameters_by_hand(boehm):
+    """Expected Fisher information of theta = log10(sigma) for n normal measurements:
+    2 n ln(10)^2 exactly, uncorrelated with the model parameters."""
+    ids = list(boehm.parameters.estimated_ids)
+    lap = laplace_approximation(boehm, boehm.parameters.nominal_theta, "fisher")
+    for name in ("sd_pSTAT5A_rel", "sd_pSTAT5B_rel", "sd_rSTAT5A_rel"):
+        i = ids.index(name)
+        assert lap.hessian[i, i] == pytest.approx(2 * 16 * math.log(10.0) ** 2, rel=1e-9)
+        others = [j for j in np.flatnonzero(lap.free) if j != i]
+        assert np.all(lap.hessian[i, others] == 0.0)
+    assert np.isnan(lap.gradient).all()  # only the finite differences give a gradient
+
+
+def test_random_starts_are_seeded_inside_the_bounds_and_redrawn(boehm):
+    lower, upper = boehm.parameters.bounds_theta
+
+    def draw(log_posterior, jitter=None, seed=7):
+        return _starts(boehm, log_posterior, 4, seed, True, jitter, lower, upper, 3)
+
+    kinds, starts = draw(lambda theta: 0.0)
+    assert kinds == ("nominal", "uniform", "uniform", "uniform")
+    np.testing.assert_array_equal(starts[0], boehm.parameters.nominal_theta)
+    assert np.all((starts >= lower) & (starts <= upper))
+    np.testing.assert_array_equal(draw(lambda theta: 0.0)[1], starts)  # same seed
+    assert not np.array_equal(draw(lambda theta: 0.0, seed=8)[1], starts)
+    kinds, near = draw(lambda theta: 0.0, jitter=0.05)
+    assert kinds[1:] == ("jitter",) * 3
+    assert np.abs(near - boehm.parameters.nominal_theta).max() < 0.5
+    # starts whose objective is not finite are redrawn, up to a limit
+    flaky = iter([-math.inf, 0.0] * 10)
+    assert len(draw(lambda theta: next(flaky))[1]) == 4
+    with pytest.raises(PetabError, match="starts with a finite objective"):
+        draw(lambda theta: -math.inf)
+
+
+def test_fit_map_rejects_bad_arguments(boehm):
+    with pytest.raises(PetabError, match="n_starts"):
+        fit_map(boehm, n_starts=0)
+    with pytest.raises(PetabError, match="Laplace method"):
+        laplace_approximation(boehm, boehm.parameters.nominal_theta, "exact")
 
 
 # ----------------------------------------------------------------- full derivation
