@@ -69,6 +69,8 @@ class ParameterSpec:
             rates and amounts, ``logit`` for fractions in (0, 1), ``lin`` otherwise.
         log10_sd: default prior width in decades (log-scale parameters) used when a
             config does not set one; wider when the source is weaker.
+        estimable: False for structural constants (e.g. mechanism switches) that
+            inference must never sample.
     """
 
     name: str
@@ -78,6 +80,7 @@ class ParameterSpec:
     source: str = "assumed: no measured value available"
     scale: Scale = "log"
     log10_sd: float = 1.0
+    estimable: bool = True
 
     def __post_init__(self) -> None:
         problems = []

@@ -95,11 +95,14 @@ def make_batch(
     conditions: Sequence[Condition],
     row_names: Sequence[str] | None = None,
     t_end: Sequence[float] | None = None,
+    condition_rows: Sequence[str] | None = None,
 ) -> ConditionBatch:
     """Validate conditions and index them by parameter row and basal group.
 
     ``row_names`` fixes the parameter rows (default: the cell lines in order of first
-    appearance). ``t_end`` (hours, one per condition) lets the simulator group
+    appearance). ``condition_rows`` names each condition's parameter row when rows are
+    not plain cell lines (e.g. a counterfactual variant of a line); then ``row_names``
+    are taken as given. ``t_end`` (hours, one per condition) lets the simulator group
     conditions by horizon. Unknown cell lines or perturbations and negative doses raise
     one :class:`ModelSpecError` that lists every problem.
     """
@@ -112,14 +115,20 @@ def make_batch(
         raise ModelSpecError(f"duplicate condition ids: {dup}")
     inputs = condition_inputs(model, conditions)
     canonical = [model.cell_line(c.cell_line).name for c in conditions]
+    if condition_rows is not None and len(condition_rows) != len(conditions):
+        raise ModelSpecError(
+            f"condition_rows has {len(condition_rows)} entries for {len(conditions)} conditions"
+        )
+    keys = canonical if condition_rows is None else list(condition_rows)
     if row_names is None:
-        row_names = list(dict.fromkeys(canonical))
+        row_names = list(dict.fromkeys(keys))
     else:
-        row_names = [model.cell_line(r).name for r in row_names]
-        missing = sorted(set(canonical) - set(row_names))
+        if condition_rows is None:
+            row_names = [model.cell_line(r).name for r in row_names]
+        missing = sorted(set(keys) - set(row_names))
         if missing:
-            raise ModelSpecError(f"conditions use cell lines {missing} not among rows {row_names}")
-    param_index = np.array([row_names.index(c) for c in canonical], dtype=np.int32)
+            raise ModelSpecError(f"conditions use rows {missing} not among rows {row_names}")
+    param_index = np.array([row_names.index(k) for k in keys], dtype=np.int32)
     pre = inputs * model.pretreatment_mask()[None, :]
     groups: dict[tuple, int] = {}
     basal_index = np.empty(len(conditions), dtype=np.int32)
@@ -291,11 +300,12 @@ def basal_state(
     """Steady state of ``model`` under ``inputs`` and whether it was found.
 
     A gradient-free approach supplies the starting point and Newton's method solves
-    f(y) = 0; the gradient comes from the implicit function theorem. With
-    ``solver.equilibration == "ptc"`` the approach is pseudo-transient continuation,
-    and only when that fails (or lands outside the model's domain, e.g. at a negative
-    concentration) is the ODE integrated towards a steady-state event; ``integrate``
-    always integrates. Accumulator states keep their ``initial_guess`` values.
+    f(y) = 0; the gradient comes from the implicit function theorem. The approach
+    (``solver.equilibration``): ``ptc``, pseudo-transient continuation (a failure is
+    flagged like a failed solve); ``ptc_integrate``, the same but integrating the ODE
+    towards a steady-state event when it fails or lands outside the model's domain
+    (e.g. at a negative concentration); ``integrate``, always integrating.
+    Accumulator states keep their ``initial_guess`` values.
     """
     guess = model.initial_guess(params, inputs)
     if not model.equilibrate:
@@ -312,6 +322,8 @@ def basal_state(
     y, ok = _polish(
         model, solver, params, inputs, guess, _approach_by_ptc(model, solver, *frozen, acc), acc
     )
+    if solver.equilibration == "ptc":
+        return y, ok
     return jax.lax.cond(ok, lambda: (y, ok), by_integration)
 
 

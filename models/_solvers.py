@@ -36,7 +36,7 @@ IMPLICIT_SOLVERS = frozenset({"kvaerno5", "kvaerno4", "kvaerno3"})
 ROOT_FINDERS = ("chord", "newton", "verychord")
 
 #: How the basal steady state is approached (see :func:`il6rcc.models.basal_state`).
-EQUILIBRATION = ("ptc", "integrate")
+EQUILIBRATION = ("ptc", "ptc_integrate", "integrate")
 
 ADJOINTS: dict[str, type[diffrax.AbstractAdjoint]] = {
     "recursive_checkpoint": diffrax.RecursiveCheckpointAdjoint,
@@ -61,8 +61,9 @@ class SolverSettings:
         batching: ``vmap`` solves all conditions in lock-step (one vectorised loop);
             ``map`` solves them one after another (each takes only its own steps).
         equilibration: how the basal steady state is approached before Newton's method
-            polishes it: ``ptc`` (pseudo-transient continuation, default) or
-            ``integrate`` (solve the ODE up to a steady-state event).
+            polishes it: ``ptc`` (pseudo-transient continuation, default),
+            ``ptc_integrate`` (with integration as fallback) or ``integrate`` (solve
+            the ODE up to a steady-state event).
         equilibration_time: horizon (h) of that integration.
         steady_state_tol: max |dy/dt| / max(|y|, 1) accepted as a steady state.
     """

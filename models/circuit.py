@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import jax.numpy as jnp
+import numpy as np
 
 from ..errors import ModelSpecError, choices
 from ._model import CellLine, InputSpec, ObservableSpec, ODEModel, ParameterSpec
@@ -550,6 +551,25 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         "assumed",
     ),
     _p("w_survival_bcl2", 2.0, "1", "Bcl-2/Bax per unit pSTAT3 + NF-kB", "assumed"),
+    # ---------------------------------------------------------------- mechanism switches
+    *(
+        ParameterSpec(
+            name,
+            1.0,
+            "1",
+            description,
+            "structural switch set by the mechanism variant (0 or 1), never estimated",
+            scale="lin",
+            estimable=False,
+        )
+        for name, description in (
+            ("switch_socs3_by_stat1", "SOCS3 transcription responds to pSTAT1"),
+            ("switch_socs3_by_stat3", "SOCS3 transcription responds to pSTAT3 (IL-6 loop)"),
+            ("switch_il6r_membrane", "IL-6 signals through membrane IL-6R"),
+            ("switch_il6r_soluble", "IL-6 signals through soluble IL-6R"),
+            ("switch_tki_nfkb", "TKI stress acts on NF-kB (1) or directly on AKT (0)"),
+        )
+    ),
 )
 
 INPUTS: tuple[InputSpec, ...] = (
@@ -707,7 +727,7 @@ def _hill1(x, k):
 K_GROWTH_REF = 1.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RCCCircuit(ODEModel):
     """The circuit with one mechanism variant. Build by name with :meth:`variant`.
 
@@ -755,20 +775,39 @@ class RCCCircuit(ODEModel):
         return f"socs3={self.socs3_induction},il6r={self.il6_receptor},tki={self.tki_action}"
 
     # ------------------------------------------------------------------ switches
-    @property
-    def _socs3_masks(self) -> tuple[float, float]:
-        return {
+    def switches(self) -> dict[str, float]:
+        """Values of the mechanism switches for this variant. They are parameters (not
+        Python constants in the equations), so all variants share one compiled program."""
+        socs3 = {
             "il6_loop": (0.0, 1.0),
             "stat1": (1.0, 0.0),
             "both": (1.0, 1.0),
             "neither": (0.0, 0.0),
         }[self.socs3_induction]
-
-    @property
-    def _receptor_masks(self) -> tuple[float, float]:
-        return {"both": (1.0, 1.0), "membrane": (1.0, 0.0), "soluble": (0.0, 1.0)}[
+        receptor = {"both": (1.0, 1.0), "membrane": (1.0, 0.0), "soluble": (0.0, 1.0)}[
             self.il6_receptor
         ]
+        return {
+            "switch_socs3_by_stat1": socs3[0],
+            "switch_socs3_by_stat3": socs3[1],
+            "switch_il6r_membrane": receptor[0],
+            "switch_il6r_soluble": receptor[1],
+            "switch_tki_nfkb": 1.0 if self.tki_action == "nfkb_il6" else 0.0,
+        }
+
+    def default_params(self, cell_line: str | None = None) -> np.ndarray:
+        values = super().default_params(cell_line)
+        for name, value in self.switches().items():
+            values[self.index("parameters", name)] = value
+        return values
+
+    def __eq__(self, other) -> bool:
+        # The variant lives in the parameters (see ``switches``): equations, and hence
+        # compiled programs, are the same for every variant.
+        return type(other) is type(self)
+
+    def __hash__(self) -> int:
+        return hash(type(self).__qualname__)
 
     # ------------------------------------------------------------------ pieces
     @staticmethod
@@ -787,7 +826,7 @@ class RCCCircuit(ODEModel):
 
     def _il6_receptors(self, p, u):
         """IL-6 receptor capacity left free by tocilizumab and the IL-6R siRNA."""
-        mem, sol = self._receptor_masks
+        mem, sol = p["switch_il6r_membrane"], p["switch_il6r_soluble"]
         free = (1.0 - _hill1(u["tocilizumab"], p["tcz_kd"])) * (1.0 - p["kd_il6r"] * u["si_il6r"])
         return free * (mem * p["mil6r"] + sol * p["sil6r"])
 
@@ -814,8 +853,8 @@ class RCCCircuit(ODEModel):
     def rates(self, s, p, u, fn) -> dict:
         """d(state)/dt by state name. ``s``, ``p``, ``u``: states, parameters and inputs
         by name; ``fn``: math namespace with ``log`` (``jax.numpy`` or ``sympy``)."""
-        m_s1, m_s3 = self._socs3_masks
-        tki_nfkb = 1.0 if self.tki_action == "nfkb_il6" else 0.0
+        m_s1, m_s3 = p["switch_socs3_by_stat1"], p["switch_socs3_by_stat3"]
+        tki_nfkb = p["switch_tki_nfkb"]
         stress, tox, vegfr_free, _ = self._tki(p, u)
         r = {}
         ifn_signal = _hill1(u["ifn_alpha"], p["ifn_ec50"]) + p["ifnar_tonic"]
