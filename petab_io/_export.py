@@ -260,10 +260,11 @@ def build_sbml(model: ODEModel) -> str:
         sp.setHasOnlySubstanceUnits(False)
         sp.setBoundaryCondition(False)
         sp.setConstant(False)
-    for spec in model.parameters:
+    nominal = np.asarray(model.default_params(), dtype=np.float64)  # variant switches set
+    for spec, value in zip(model.parameters, nominal, strict=True):
         p = m.createParameter()
         p.setId(spec.name)
-        p.setValue(float(spec.default))
+        p.setValue(float(value))
         p.setConstant(True)
         p.setName(spec.description[:200])
     for u in model.inputs:
@@ -398,7 +399,8 @@ def export_problem(  # noqa: C901 - assembles five tables
         line = lines[c]
         line_values = {p: f"{p}__{petab_id(line.name)}" for p in scaled}
         for p in scaled:
-            cell_params[line_values[p]] = (p, specs[p].default * line.factors.get(p, 1.0))
+            line_nominal = model.default_params(line.name)[model.index("parameters", p)]
+            cell_params[line_values[p]] = (p, float(line_nominal))
         basal = tuple(inputs[c] * pretreat)
         key = (line.name, basal)
         if key not in pre_ids:
@@ -477,9 +479,10 @@ def export_problem(  # noqa: C901 - assembles five tables
         ]
     )
 
+    nominal = np.asarray(model.default_params(), dtype=np.float64)  # variant switches set
     parameter_rows = [
-        _parameter_row(p.name, p, p.default, p.name)
-        for p in model.parameters
+        _parameter_row(p.name, p, float(nominal[i]), p.name)
+        for i, p in enumerate(model.parameters)
         if p.name not in scaled
     ]
     parameter_rows += [
