@@ -36,7 +36,7 @@ from ..models import Condition, ODEModel, make_batch
 from . import _columns as C
 from ._arrays import ROW_KINDS, EvidenceArrays
 from ._grammar import Dose, Perturbations, Vocabulary
-from ._load import SOURCE_FILE, SOURCE_LINE, TABLE_TYPE, format_issues, load_evidence
+from ._load import REFERENCES, SOURCE_FILE, SOURCE_LINE, TABLE_TYPE, format_issues, load_evidence
 from ._rows import EvidenceRow, parse_row
 from ._tables import Issue, References, load_references
 
@@ -184,6 +184,8 @@ def build_arrays(
         DataError: a row does not fit the model (unknown name, unit, ...), all listed.
     """
     vocab = Vocabulary.from_model(model)
+    if references is None and evidence is not None:
+        references = evidence.attrs.get(REFERENCES)
     if references is None:
         # model names are checked on the rows: a model without some observable or
         # input of the shipped reference tables can still take the rows that fit it

@@ -24,6 +24,8 @@ SOURCE_FILE = "source_file"
 SOURCE_LINE = "source_line"
 #: ``evidence`` or ``digitised``: the layout the row was read from.
 TABLE_TYPE = "table_type"
+#: Key of the frame's ``attrs`` holding the reference tables the rows were read with.
+REFERENCES = "il6rcc_references"
 
 
 def shipped_evidence_paths() -> list[Path]:
@@ -79,9 +81,13 @@ def load_evidence(
         record[SOURCE_LINE] = row.line
         record[TABLE_TYPE] = kinds[row.path]
         records.append(record)
-    return pd.DataFrame.from_records(
+    frame = pd.DataFrame.from_records(
         records, columns=[*C.EVIDENCE_COLUMNS, SOURCE_FILE, SOURCE_LINE, TABLE_TYPE]
     )
+    # The reference tables these rows were checked against (assays, nuisance priors):
+    # build_arrays uses them, so a folder with its own assays.tsv is self-contained.
+    frame.attrs[REFERENCES] = refs
+    return frame
 
 
 __all__ = [
