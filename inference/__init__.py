@@ -12,6 +12,7 @@ from ._model import Problem as Problem
 from ._model import make_problem as make_problem
 from ._model import model_fn as model_fn
 from ._model import prior_fn as prior_fn
+from ._model import problem_data as problem_data
 from ._model import simulate_problem as simulate_problem
 from ._nuts import ChainRunner as ChainRunner
 from ._nuts import NutsSettings as NutsSettings

@@ -29,10 +29,17 @@ def summary_table(tree, var_names=("theta", "theta_cell", "tau", "dose", "sigma"
     return az.summary(tree, var_names=present, kind="all", fmt="wide", round_to="none")
 
 
+def _ebfmi(energy: np.ndarray) -> np.ndarray:
+    """E-BFMI per chain (Betancourt 2016): mean squared energy step over energy variance."""
+    energy = np.atleast_2d(energy)
+    num = np.mean(np.diff(energy, axis=1) ** 2, axis=1)
+    den = np.var(energy, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / den, np.nan)
+
+
 def diagnose(tree, gates: Gates, max_tree_depth: int | None = None) -> dict:
     """Diagnostics and pass/fail gates of a posterior DataTree (JSON-ready dict)."""
-    import arviz as az
-
     table = summary_table(tree)
     rhat = np.asarray(table["r_hat"], dtype=float)
     ess_bulk = np.asarray(table["ess_bulk"], dtype=float)
@@ -40,9 +47,8 @@ def diagnose(tree, gates: Gates, max_tree_depth: int | None = None) -> dict:
     stats = tree["sample_stats"]
     diverging = np.asarray(stats["diverging"])
     n_div = int(diverging.sum())
-    try:
-        ebfmi = np.atleast_1d(np.asarray(az.bfmi(tree), dtype=float)).ravel()
-    except (KeyError, ValueError):
+    ebfmi = _ebfmi(np.asarray(stats["energy"], dtype=float)) if "energy" in stats else None
+    if ebfmi is None:
         ebfmi = np.array([np.nan])
     depth = np.asarray(stats["tree_depth"]) if "tree_depth" in stats else None
     saturated = (

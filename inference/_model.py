@@ -30,7 +30,15 @@ import numpyro.distributions as dist
 from ..data import EvidenceArrays
 from ..models import ODEModel, SolverSettings, simulate_arrays
 from ..models._simulate import Groups
-from ._likelihood import LikelihoodSettings, row_log_likelihood, value_sd_groups
+from ._likelihood import (
+    LikelihoodSettings,
+    evidence_data,
+    reproduced_probability,
+    row_log_likelihood,
+    row_prediction,
+    unit_deltas,
+    value_sd_groups,
+)
 from ._priors import PriorSpec
 
 
@@ -49,6 +57,7 @@ class Problem:
     tau_scale: float = 0.5
     noise_scale: float = 0.5
     blot_scale_sd: float = 2.0
+    holdout: tuple[str, ...] = ()
 
     @property
     def hier_index(self) -> np.ndarray:
@@ -72,8 +81,11 @@ def make_problem(
     tau_scale: float = 0.5,
     noise_scale: float = 0.5,
     blot_scale_sd: float = 2.0,
+    holdout_rows=(),
 ) -> Problem:
-    """Bundle a model, evidence arrays and priors into a :class:`Problem`."""
+    """Bundle a model, evidence arrays and priors into a :class:`Problem`.
+
+    ``holdout_rows``: row ids whose log-likelihood is recorded but not fitted."""
     batch = arrays.batch
     base_rows = np.stack([model.default_params(r) for r in batch.row_names])
     pre = model.pretreatment_mask()
@@ -98,6 +110,7 @@ def make_problem(
         tau_scale=tau_scale,
         noise_scale=noise_scale,
         blot_scale_sd=blot_scale_sd,
+        holdout=tuple(holdout_rows),
     )
 
 
@@ -109,121 +122,157 @@ def _condition_horizons(arrays: EvidenceArrays) -> np.ndarray:
     return np.where(t_end > 0, t_end, times.max(initial=1.0))
 
 
-def natural(priors: PriorSpec, unconstrained: jax.Array) -> jax.Array:
-    """Unconstrained -> natural scale, column by column (last axis = parameters)."""
-    scale = np.asarray(priors.scale)
-    out = unconstrained
-    out = jnp.where(scale == "log", jnp.exp(unconstrained), out)
-    return jnp.where(scale == "logit", jax.nn.sigmoid(unconstrained), out)
+SCALE_CODE = {"lin": 0, "log": 1, "logit": 2}
 
 
-def parameter_rows(problem: Problem, theta_rows: jax.Array) -> jax.Array:
-    """Full parameter matrix [n_rows, n_params]: estimated values (natural scale,
-    [n_rows, n_estimated]) written into the default rows."""
+def problem_data(problem: Problem) -> dict:
+    """All numbers the numpyro model needs, as a pytree of numpy arrays.
+
+    It is passed to the model (and to every jitted function built on it) as an
+    argument, so compiled programs depend only on shapes: fits of different mechanism
+    variants, seeds or evidence values with the same shapes share them (in memory and
+    in JAX's persistent compilation cache).
+    """
     pri = problem.priors
-    base = jnp.asarray(problem.base_rows)
+    arrays = problem.arrays
+    b = arrays.batch
     defaults = np.array([problem.model.parameters[i].default for i in pri.index])
     factor = problem.base_rows[:, pri.index] / defaults[None, :]
     keep_factor = (np.asarray(pri.scale) == "log") & ~pri.hierarchical
-    theta_rows = theta_rows * jnp.asarray(np.where(keep_factor[None, :], factor, 1.0))
-    return base.at[:, pri.index].set(theta_rows)
+    slots = np.asarray(arrays.dose_slots, dtype=np.int32).reshape(-1, 2)
+    return {
+        "base_rows": np.asarray(problem.base_rows, dtype=np.float64),
+        "theta_factor": np.where(keep_factor[None, :], factor, 1.0),
+        "est_index": np.asarray(pri.index, dtype=np.int32),
+        "prior_loc": np.asarray(pri.loc, dtype=np.float64),
+        "prior_sd": np.asarray(pri.sd, dtype=np.float64),
+        "scale_code": np.array([SCALE_CODE[c] for c in pri.scale], dtype=np.int32),
+        "hier_index": np.asarray(problem.hier_index, dtype=np.int32),
+        "inputs": np.asarray(b.inputs, dtype=np.float64),
+        "dose_cond": slots[:, 0],
+        "dose_input": slots[:, 1],
+        "dose_nuisance": np.asarray(arrays.dose_nuisance, dtype=np.int32),
+        "nuisance_log_median": np.asarray(arrays.nuisance_log_median, dtype=np.float64),
+        "nuisance_log_sd": np.asarray(arrays.nuisance_log_sd, dtype=np.float64),
+        "noise_groups": np.zeros(len(arrays.noise_groups)),
+        "sd_groups": np.asarray(problem.sd_groups, dtype=np.int32),
+        "blots": np.zeros(problem.n_blots),
+        "param_index": np.asarray(b.param_index, dtype=np.int32),
+        "basal_index": np.asarray(b.basal_index, dtype=np.int32),
+        "basal_param_index": np.asarray(b.basal_param_index, dtype=np.int32),
+        "basal_inputs": np.asarray(b.basal_inputs, dtype=np.float64),
+        "times": np.asarray(arrays.times, dtype=np.float64),
+        "ev": evidence_data(arrays),
+        "row_weight": np.array([0.0 if r in set(problem.holdout) else 1.0 for r in arrays.row_ids]),
+    }
 
 
-def condition_inputs(problem: Problem, doses: jax.Array) -> jax.Array:
+def natural(scale_code: jax.Array, unconstrained: jax.Array) -> jax.Array:
+    """Unconstrained -> natural scale, column by column (last axis = parameters)."""
+    out = jnp.where(scale_code == SCALE_CODE["log"], jnp.exp(unconstrained), unconstrained)
+    return jnp.where(scale_code == SCALE_CODE["logit"], jax.nn.sigmoid(unconstrained), out)
+
+
+def parameter_rows(data: dict, theta_rows: jax.Array) -> jax.Array:
+    """Full parameter matrix [n_rows, n_params]: estimated values (natural scale,
+    [n_rows, n_estimated]) written into the default rows (cell-line factors kept for
+    estimated parameters that are not cell-line-specific)."""
+    base = jnp.asarray(data["base_rows"])
+    return base.at[:, data["est_index"]].set(theta_rows * data["theta_factor"])
+
+
+def condition_inputs(data: dict, doses: jax.Array) -> jax.Array:
     """Condition inputs with the unknown doses filled in: [n_conditions, n_inputs]."""
-    arrays = problem.arrays
-    inputs = jnp.asarray(arrays.batch.inputs)
-    slots = np.asarray(arrays.dose_slots).reshape(-1, 2)
-    if slots.shape[0] == 0:
+    inputs = jnp.asarray(data["inputs"])
+    if data["dose_cond"].shape[0] == 0:
         return inputs
-    return inputs.at[slots[:, 0], slots[:, 1]].set(doses[np.asarray(arrays.dose_nuisance)])
+    return inputs.at[data["dose_cond"], data["dose_input"]].set(doses[data["dose_nuisance"]])
 
 
-def simulate_problem(problem: Problem, rows: jax.Array, inputs: jax.Array):
+def simulate_problem(problem: Problem, data: dict, rows: jax.Array, inputs: jax.Array):
     """Observables [n_c, n_t, n_obs], success [n_c] for given parameter rows and inputs."""
-    b = problem.arrays.batch
     obs, _, ok, _ = simulate_arrays(
         problem.model,
         problem.solver,
         rows,
         inputs,
-        jnp.asarray(b.param_index),
-        jnp.asarray(b.basal_index),
-        jnp.asarray(b.basal_param_index),
-        jnp.asarray(b.basal_inputs),
-        jnp.asarray(problem.arrays.times),
+        data["param_index"],
+        data["basal_index"],
+        data["basal_param_index"],
+        data["basal_inputs"],
+        data["times"],
         groups=problem.groups,
     )
     return obs, ok
 
 
-def sample_parameters(problem: Problem):
+def sample_parameters(problem: Problem, data: dict):
     """The prior part of the model: returns (rows, inputs, sigma, blot_scale)."""
-    pri = problem.priors
-    arrays = problem.arrays
-    z = numpyro.sample("z", dist.Normal(0.0, 1.0).expand([pri.n]).to_event(1))
-    u = jnp.asarray(pri.loc) + jnp.asarray(pri.sd) * z
-    n_lines = len(problem.row_names)
-    u_rows = jnp.broadcast_to(u, (n_lines, pri.n))
-    hier = problem.hier_index
-    if hier.size:
+    n_est = data["prior_loc"].shape[0]
+    n_lines = data["base_rows"].shape[0]
+    scale = data["scale_code"]
+    z = numpyro.sample("z", dist.Normal(0.0, 1.0).expand([n_est]).to_event(1))
+    u = data["prior_loc"] + data["prior_sd"] * z
+    u_rows = jnp.broadcast_to(u, (n_lines, n_est))
+    hier = data["hier_index"]
+    if hier.shape[0]:
         tau = numpyro.sample(
-            "tau", dist.HalfNormal(problem.tau_scale).expand([hier.size]).to_event(1)
+            "tau", dist.HalfNormal(problem.tau_scale).expand([hier.shape[0]]).to_event(1)
         )
         z_cell = numpyro.sample(
-            "z_cell", dist.Normal(0.0, 1.0).expand([n_lines, hier.size]).to_event(2)
+            "z_cell", dist.Normal(0.0, 1.0).expand([n_lines, hier.shape[0]]).to_event(2)
         )
         u_rows = u_rows.at[:, hier].add(tau[None, :] * z_cell)
-        numpyro.deterministic("theta_cell", natural(pri, u_rows)[:, hier])
-    theta_rows = natural(pri, u_rows)
-    numpyro.deterministic("theta", natural(pri, u))
-    n_nuis = len(arrays.nuisance_names)
+        numpyro.deterministic("theta_cell", natural(scale, u_rows)[:, hier])
+    theta_rows = natural(scale, u_rows)
+    numpyro.deterministic("theta", natural(scale, u))
+    n_nuis = data["nuisance_log_median"].shape[0]
     if n_nuis:
         z_dose = numpyro.sample("z_dose", dist.Normal(0.0, 1.0).expand([n_nuis]).to_event(1))
-        doses = jnp.exp(
-            jnp.asarray(arrays.nuisance_log_median) + jnp.asarray(arrays.nuisance_log_sd) * z_dose
-        )
+        doses = jnp.exp(data["nuisance_log_median"] + data["nuisance_log_sd"] * z_dose)
         numpyro.deterministic("dose", doses)
     else:
         doses = jnp.zeros(0)
-    n_noise = len(arrays.noise_groups)
-    sigma = jnp.ones(n_noise)
-    if problem.sd_groups.size:
-        s = numpyro.sample(
-            "sigma",
-            dist.HalfNormal(problem.noise_scale).expand([problem.sd_groups.size]).to_event(1),
-        )
-        sigma = sigma.at[problem.sd_groups].set(s)
-    if problem.n_blots:
+    sigma = jnp.ones(data["noise_groups"].shape[0])
+    n_sd = data["sd_groups"].shape[0]
+    if n_sd:
+        s = numpyro.sample("sigma", dist.HalfNormal(problem.noise_scale).expand([n_sd]).to_event(1))
+        sigma = sigma.at[data["sd_groups"]].set(s)
+    n_blots = data["blots"].shape[0]
+    if n_blots:
         blot = numpyro.sample(
-            "blot_scale",
-            dist.Normal(0.0, problem.blot_scale_sd).expand([problem.n_blots]).to_event(1),
+            "blot_scale", dist.Normal(0.0, problem.blot_scale_sd).expand([n_blots]).to_event(1)
         )
     else:
         blot = jnp.zeros(0)
-    return parameter_rows(problem, theta_rows), condition_inputs(problem, doses), sigma, blot
+    return parameter_rows(data, theta_rows), condition_inputs(data, doses), sigma, blot
 
 
 def model_fn(problem: Problem):
-    """The numpyro model function (no arguments) of a problem."""
+    """The numpyro model of a problem; call it with :func:`problem_data` as argument."""
 
-    def numpyro_model():
-        rows, inputs, sigma, blot = sample_parameters(problem)
-        obs, ok = simulate_problem(problem, rows, inputs)
-        row_llh = row_log_likelihood(problem.arrays, obs, ok, problem.likelihood, sigma, blot)
+    def numpyro_model(data):
+        rows, inputs, sigma, blot = sample_parameters(problem, data)
+        obs, ok = simulate_problem(problem, data, rows, inputs)
+        ev = data["ev"]
+        row_llh = row_log_likelihood(ev, obs, ok, problem.likelihood, sigma, blot)
         all_ok = jnp.all(ok)
+        delta = unit_deltas(ev, obs, ok)
+        numpyro.deterministic("reproduced", reproduced_probability(ev, delta, problem.likelihood))
+        numpyro.deterministic("predicted", row_prediction(ev, delta, blot))
         numpyro.deterministic("n_failed", jnp.sum(~ok))
         numpyro.deterministic("log_lik", jnp.where(all_ok, row_llh, -jnp.inf))
-        numpyro.factor("evidence", jnp.where(all_ok, jnp.sum(row_llh), -jnp.inf))
+        fitted = jnp.sum(data["row_weight"] * row_llh)
+        numpyro.factor("evidence", jnp.where(all_ok, fitted, -jnp.inf))
 
     return numpyro_model
 
 
 def prior_fn(problem: Problem):
-    """The prior alone (for prior draws without solving ODEs)."""
+    """The prior alone (for prior draws without solving ODEs); same argument."""
 
-    def numpyro_prior():
-        sample_parameters(problem)
+    def numpyro_prior(data):
+        sample_parameters(problem, data)
 
     return numpyro_prior
 
@@ -236,6 +285,7 @@ __all__ = [
     "natural",
     "parameter_rows",
     "prior_fn",
+    "problem_data",
     "sample_parameters",
     "simulate_problem",
 ]

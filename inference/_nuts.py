@@ -58,8 +58,9 @@ class ChainRunner:
         inverse_mass_matrix: dense matrix for ``mass_matrix='laplace'``.
     """
 
-    def __init__(self, model_fn, settings: NutsSettings, inverse_mass_matrix=None):
+    def __init__(self, model_fn, data, settings: NutsSettings, inverse_mass_matrix=None):
         self.model_fn = model_fn
+        self.data = data
         self.settings = settings
         self.kernel = make_kernel(model_fn, settings, inverse_mass_matrix)
         self._postprocess = None
@@ -73,13 +74,21 @@ class ChainRunner:
         states = []
         for c in range(self.settings.num_chains):
             params_c = jax.tree.map(lambda x, c=c: jnp.asarray(x[c]), init_params)
-            states.append(self.kernel.init(keys[c], self.settings.num_warmup, params_c, (), {}))
+            states.append(
+                self.kernel.init(keys[c], self.settings.num_warmup, params_c, (self.data,), {})
+            )
         return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
 
     def postprocess_fn(self):
-        """unconstrained sites -> constrained and deterministic sites (runs the model)."""
+        """(data) -> (unconstrained sites -> constrained and deterministic sites)."""
         if self._postprocess is None:
-            info = initialize_model(jax.random.key(0), self.model_fn, validate_grad=False)
+            info = initialize_model(
+                jax.random.PRNGKey(0),
+                self.model_fn,
+                model_args=(self.data,),
+                dynamic_args=True,
+                validate_grad=False,
+            )
             self._postprocess = info.postprocess_fn
         return self._postprocess
 
@@ -88,11 +97,13 @@ class ChainRunner:
         if key in self._chunk_fns:
             return self._chunk_fns[key]
         kernel = self.kernel
-        post = self.postprocess_fn() if collect else None
+        post_gen = self.postprocess_fn() if collect else None
 
-        def one_chain(state):
+        def one_chain(state, data):
+            post = post_gen(data) if collect else None
+
             def body(s, _):
-                s = kernel.sample(s, (), {})
+                s = kernel.sample(s, (data,), {})
                 stats = {
                     "potential_energy": s.potential_energy,
                     "energy": s.energy,
@@ -107,13 +118,13 @@ class ChainRunner:
             return jax.lax.scan(body, state, None, length=n_iter)
 
         if self.settings.chain_method == "vectorized":
-            fn = jax.jit(jax.vmap(one_chain))
+            fn = jax.jit(jax.vmap(one_chain, in_axes=(0, None)))
         else:
             single = jax.jit(one_chain)
 
-            def fn(states):
+            def fn(states, data):
                 outs = [
-                    single(jax.tree.map(lambda x, c=c: x[c], states))
+                    single(jax.tree.map(lambda x, c=c: x[c], states), data)
                     for c in range(self.settings.num_chains)
                 ]
                 return jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
@@ -124,7 +135,7 @@ class ChainRunner:
     def advance(self, state, n_iter: int, collect: bool):
         """Run ``n_iter`` iterations of every chain. Returns (state, stats, draws) with
         arrays of shape [chain, n_iter, ...] (draws empty when ``collect`` is False)."""
-        state, (stats, draws) = self._chunk_fn(n_iter, collect)(state)
+        state, (stats, draws) = self._chunk_fn(n_iter, collect)(state, self.data)
         return state, stats, draws
 
 

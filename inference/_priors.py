@@ -115,11 +115,17 @@ def build_priors(
     Table and override entries for parameters not estimated are ignored (they may serve
     other configs); names the model lacks raise :class:`ConfigError`.
     """
-    names = list(estimate) if estimate else list(model.parameter_names)
     specs = {p.name: p for p in model.parameters}
+    names = list(estimate) if estimate else [p.name for p in model.parameters if p.estimable]
     unknown = sorted({*names, *hierarchical} - set(specs))
     if unknown:
         raise ConfigError(f"unknown parameters {unknown} of model {model.name!r}")
+    fixed = sorted(n for n in names if not specs[n].estimable)
+    if fixed:
+        raise ConfigError(
+            f"parameters {fixed} of model {model.name!r} are structural constants (e.g. "
+            f"mechanism switches: choose the variant instead) and cannot be estimated"
+        )
     median = {n: specs[n].default for n in names}
     width = {n: specs[n].log10_sd for n in names}
     source = {n: f"model default: {specs[n].source}" for n in names}

@@ -30,6 +30,7 @@ class SviResult:
 def run_svi(
     key,
     model_fn,
+    data,
     guide: str = "normal",
     steps: int = 2000,
     learning_rate: float = 0.01,
@@ -43,10 +44,10 @@ def run_svi(
     g = cls(model_fn, init_loc_fn=init)
     svi = SVI(model_fn, g, optax.adam(learning_rate), Trace_ELBO())
     key_fit, key_draw = jax.random.split(key)
-    result = svi.run(key_fit, steps, progress_bar=False)
-    posterior = g.sample_posterior(key_draw, result.params, sample_shape=(num_samples,))
+    result = svi.run(key_fit, steps, data, progress_bar=False)
+    posterior = g.sample_posterior(key_draw, result.params, data, sample_shape=(num_samples,))
     predictive = Predictive(model_fn, posterior_samples=posterior, batch_size=min(num_samples, 50))
-    deterministic = predictive(jax.random.key(0))
+    deterministic = predictive(jax.random.PRNGKey(0), data)
     draws = {
         **{k: np.asarray(v) for k, v in posterior.items()},
         **{k: np.asarray(v) for k, v in deterministic.items()},

@@ -6,7 +6,13 @@ import numpy as np
 from _tiny import TIMES, closed_form, tiny_arrays
 from scipy.stats import norm
 
-from il6rcc.inference import LikelihoodSettings, build_priors, make_problem, model_fn
+from il6rcc.inference import (
+    LikelihoodSettings,
+    build_priors,
+    make_problem,
+    model_fn,
+    problem_data,
+)
 from il6rcc.inference._map import potential_and_unravel
 from il6rcc.models import SolverSettings
 
@@ -35,9 +41,13 @@ def _hand_log_density(z, model, priors, log_fold=0.9, log_sd=0.2):
 
 
 def _potential(problem):
-    potential, unravel, flat0, _ = potential_and_unravel(jax.random.key(0), model_fn(problem))
+    data = jax.tree.map(jnp.asarray, problem_data(problem))
+    potential, unravel, flat0, _ = potential_and_unravel(
+        jax.random.PRNGKey(0), model_fn(problem), data
+    )
     assert flat0.shape == (2,)  # only z: no hierarchy, doses, noise or blots
-    return jax.jit(potential)
+    fn = jax.jit(potential)
+    return lambda x: fn(x, data)
 
 
 def test_log_density_equals_hand_computation():
