@@ -32,9 +32,11 @@ def ensure_swig_path() -> None:
 
 
 def quiet() -> None:
-    """AMICI logs every condition at DEBUG level; keep the benchmark output readable."""
-    for name in ("amici", "petab"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    """AMICI logs every condition at DEBUG level; keep the benchmark output readable.
+    Call after importing AMICI modules (their loggers set their own levels)."""
+    for name in list(logging.root.manager.loggerDict):
+        if name.split(".")[0] in ("amici", "petab"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def import_problem(problem, out_dir: Path, model_name: str, **kwargs):

@@ -281,6 +281,8 @@ def prepare_amici(prob: Problem, il_obs: np.ndarray, rounds: Rounds, workdir: Pa
     from il6rcc.petab import ExportMeasurement, export_problem
     from il6rcc.petab._export import petab_id
 
+    A.quiet()
+
     model, conditions, times = prob.model, prob.conditions, np.asarray(prob.times)
     out: dict = {}
     # every observable at every time of every condition, so that AMICI computes all
@@ -302,6 +304,7 @@ def prepare_amici(prob: Problem, il_obs: np.ndarray, rounds: Rounds, workdir: Pa
         "rcc_circuit_bench",
         non_estimated_parameters_as_constants=False,
     )
+    A.quiet()
     t0 = time.perf_counter()
     nominal = dict(zip(problem.x_ids, problem.x_nominal, strict=True))
     edatas = list(create_parameterized_edatas(am, problem, nominal))

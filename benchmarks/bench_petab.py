@@ -76,6 +76,8 @@ def run_amici(name: str, repeats: int, rtol: float, atol: float, workdir: Path) 
     )
     from amici.sim.sundials.petab.v1._parameter_mapping import create_parameter_mapping
 
+    A.quiet()
+
     out: dict = {}
     problem = petab.Problem.from_yaml(problem_path(name))
     if petab.measurement_table_has_timepoint_specific_mappings(problem.measurement_df):
@@ -83,6 +85,7 @@ def run_amici(name: str, repeats: int, rtol: float, atol: float, workdir: Path) 
         petab.flatten_timepoint_specific_output_overrides(problem)
         out["flattened"] = True
     model, out["import_compile_s"] = A.import_problem(problem, workdir / name, f"{name}_bench")
+    A.quiet()
     solver = A.make_solver(model, rtol, atol)
     out["solver"] = A.solver_description(solver)
     t0 = time.perf_counter()
