@@ -191,6 +191,7 @@ def check_references(loaded: LoadedConfig) -> None:
         [("simulate.experiments", e.cell_line) for e in cfg.simulate.experiments]
         + [("data.cell_lines", c) for c in cfg.data.cell_lines]
         + [("predict.cell_lines", c) for c in cfg.predict.cell_lines]
+        + [(f"predict.custom[{c.label!r}].cell_line", c.cell_line) for c in cfg.predict.custom]
     )
     for key, line in lines_used:
         if line not in cell_lines:
@@ -211,6 +212,20 @@ def check_references(loaded: LoadedConfig) -> None:
                     f"{dose!r}; expected a dose >= 0"
                 )
     observables = set(model.observable_names)
+    for c in cfg.predict.custom:
+        key = f"predict.custom[{c.label!r}]"
+        for part, given in (("inputs", c.inputs), ("control", c.control or {})):
+            for name in given:
+                if name not in inputs:
+                    problems.append(
+                        f"{src}: key {key}.{part}: unknown perturbation {name!r}; valid: "
+                        f"{', '.join(sorted(inputs))}"
+                    )
+        if c.observable not in observables:
+            problems.append(
+                f"{src}: key {key}.observable: unknown observable {c.observable!r}; valid: "
+                f"{', '.join(sorted(observables))}"
+            )
     for panel in cfg.simulate.panels:
         if panel.observable not in observables:
             problems.append(
@@ -229,7 +244,7 @@ def check_references(loaded: LoadedConfig) -> None:
     for key, files in (
         ("data.tables", cfg.data.tables),
         ("data.digitised", cfg.data.digitised),
-        ("priors.tables", cfg.priors.tables),
+        ("priors.tables", [t for t in cfg.priors.tables if not t.startswith("builtin:")]),
     ):
         for f in files:
             if not loaded.resolve(f).is_file():

@@ -18,6 +18,7 @@ from ..models.circuit import IL6_RECEPTOR, SOCS3_INDUCTION, TKI_ACTION, VARIANTS
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
 
 
 class Section(BaseModel):
@@ -82,7 +83,7 @@ class SolverSection(Section):
     adjoint: str = "recursive_checkpoint"
     root_finder: str = "chord"
     batching: Literal["vmap", "map"] = "vmap"
-    equilibration: Literal["ptc", "integrate"] = "ptc"
+    equilibration: Literal["ptc", "ptc_integrate", "integrate"] = "ptc"
 
     @field_validator("solver")
     @classmethod
@@ -148,7 +149,8 @@ class DataSection(Section):
 
     ``tables``: evidence TSV files (relative to the config); empty = the shipped tables.
     ``studies`` / ``cell_lines``: keep only these (empty = all). ``exclude_rows``: row ids
-    left out (e.g. for K-fold refits).
+    left out entirely. ``holdout_rows``: row ids kept in the pointwise log-likelihood
+    output but not fitted (exact leave-one-out and K-fold refits of ``il6rcc compare``).
     """
 
     tables: list[str] = Field(default_factory=list)
@@ -156,6 +158,7 @@ class DataSection(Section):
     studies: list[str] = Field(default_factory=list)
     cell_lines: list[str] = Field(default_factory=list)
     exclude_rows: list[str] = Field(default_factory=list)
+    holdout_rows: list[str] = Field(default_factory=list)
 
 
 class PriorOverride(Section):
@@ -266,8 +269,29 @@ class InferenceSection(Section):
     posterior_predictive_draws: PositiveInt = 200
 
 
+class CustomPrediction(Section):
+    """One intervention to predict for any model: an observable at a time under
+    ``inputs`` (model input name -> dose in the input's unit), as a ratio to the same
+    observable under ``control`` when that is given (a fold change, like a data row)."""
+
+    label: str
+    cell_line: str
+    inputs: dict[str, NonNegativeFloat] = Field(default_factory=dict)
+    control: dict[str, NonNegativeFloat] | None = None
+    observable: str
+    time: PositiveFloat
+
+
 class PredictSection(Section):
-    """Interventions predicted from a posterior (``il6rcc predict``)."""
+    """Interventions predicted from a posterior (``il6rcc predict``).
+
+    ``standard``: the circuit's panel (IFN and TKI responses with tocilizumab, siRNAs,
+    Bliss excess, share of resistance removed) for ``cell_lines``; it needs a model with
+    the circuit's inputs. ``custom``: any further interventions, for any model.
+    """
+
+    standard: bool = True
+    custom: list[CustomPrediction] = Field(default_factory=list)
 
     cell_lines: list[str] = Field(default_factory=lambda: ["786-O", "ACHN"])
     ifn_dose: PositiveFloat = 1000.0
@@ -295,6 +319,7 @@ class RunConfig(Section):
 
 
 __all__ = [
+    "CustomPrediction",
     "DataSection",
     "DiagnosticsSection",
     "ExperimentSpec",

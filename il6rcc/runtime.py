@@ -16,8 +16,19 @@ import sys
 import warnings
 
 
+def compilation_cache_dir() -> str | None:
+    """Where compiled XLA programs are kept between runs: ``$IL6RCC_JAX_CACHE``, or
+    ``~/.cache/il6rcc/jax``; None when ``IL6RCC_JAX_CACHE=off``."""
+    value = os.environ.get("IL6RCC_JAX_CACHE", "")
+    if value.lower() in ("off", "0", "none", "false"):
+        return None
+    return value or os.path.join(os.path.expanduser("~"), ".cache", "il6rcc", "jax")
+
+
 def setup(*, x64: bool = True, on_error: str = "nan") -> None:
-    """Switch on float64 and make solver errors non-fatal. Idempotent."""
+    """Switch on float64, make solver errors non-fatal and keep compiled programs
+    between runs (compiling the circuit's gradient takes minutes; a rerun of the same
+    job then starts at once). Idempotent."""
     if "equinox" in sys.modules:
         current = sys.modules["equinox"]._config.EQX_ON_ERROR  # type: ignore[attr-defined]
         if current != on_error:
@@ -34,6 +45,10 @@ def setup(*, x64: bool = True, on_error: str = "nan") -> None:
     import jax
 
     jax.config.update("jax_enable_x64", x64)
+    cache = compilation_cache_dir()
+    if cache is not None:
+        jax.config.update("jax_compilation_cache_dir", cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 2.0)
 
 
 def require_x64() -> None:
@@ -63,4 +78,4 @@ def device_description() -> dict[str, str]:
     }
 
 
-__all__ = ["device_description", "require_x64", "setup"]
+__all__ = ["compilation_cache_dir", "device_description", "require_x64", "setup"]

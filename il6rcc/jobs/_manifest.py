@@ -1,0 +1,110 @@
+"""What makes a run traceable: hashes, versions, device, seeds, solver settings."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import subprocess
+from pathlib import Path
+
+from .. import runtime
+
+PACKAGES = (
+    "il6rcc",
+    "jax",
+    "jaxlib",
+    "diffrax",
+    "equinox",
+    "optimistix",
+    "lineax",
+    "numpyro",
+    "arviz",
+    "arviz-base",
+    "arviz-stats",
+    "arviz-plots",
+    "xarray",
+    "numpy",
+    "scipy",
+    "pandas",
+    "pydantic",
+    "h5netcdf",
+    "petab",
+    "python-libsbml",
+)
+
+
+def package_versions() -> dict[str, str]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def git_state() -> dict[str, str | bool]:
+    """Commit and dirty flag of the il6rcc source tree, when it is a git checkout."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = (
+            subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=root,
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
+            ).stdout.strip()
+            != ""
+        )
+        return {"sha": sha, "dirty": dirty}
+    except (OSError, subprocess.SubprocessError):
+        return {"sha": "unknown (not a git checkout)", "dirty": False}
+
+
+def manifest(loaded, run_loaded, info: dict, argv) -> dict:
+    """The manifest of a new run (status, times and diagnostics are added later)."""
+    cfg = loaded.config
+    return {
+        "il6rcc_manifest": 1,
+        "name": cfg.name,
+        "command": " ".join(Path(a).name if i == 0 else a for i, a in enumerate(argv)),
+        "config": {
+            "file": str(loaded.path),
+            "sha256": loaded.sha256,
+            "run_sha256": run_loaded.sha256,
+            "files_read": [str(p) for p in loaded.files],
+            "overrides": dict(loaded.overrides),
+        },
+        "data": {
+            "files": info["data_files"],
+            "prior_tables": info["prior_tables"],
+            "n_rows": info["n_rows"],
+            "n_conditions": info["n_conditions"],
+            "n_estimated": info["n_estimated"],
+        },
+        "model": {"name": cfg.model.name, "variant": str(cfg.model.variant)},
+        "solver": cfg.solver.model_dump(mode="json"),
+        "inference": cfg.inference.model_dump(mode="json"),
+        "seeds": {"inference.seed": cfg.inference.seed},
+        "git": git_state(),
+        "packages": package_versions(),
+        "device": runtime.device_description(),
+        "environment": {
+            k: os.environ.get(k, "")
+            for k in ("XLA_FLAGS", "JAX_PLATFORMS", "EQX_ON_ERROR", "JAX_ENABLE_X64")
+        },
+        "status": "created",
+    }
+
+
+__all__ = ["git_state", "manifest", "package_versions"]

@@ -1,0 +1,202 @@
+"""``il6rcc compare RUN_DIR RUN_DIR ... --out DIR``: which mechanism do the data support?
+
+PSIS-LOO (arviz 1.x) on the pointwise log-likelihood of every evidence row,
+qualitative rows included. Where the Pareto k of a row exceeds arviz's sample-size
+dependent threshold, importance sampling cannot be trusted for that row, and the
+comparison says so and falls back:
+
+* up to ``max_refits`` such rows per run: exact leave-one-out, refitting the run's
+  config with the row held out (``data.holdout_rows``: its log-likelihood is recorded
+  but not fitted) and using its log predictive density under the refit posterior;
+* more rows than that: K-fold cross-validation (every row held out once).
+
+Outputs ``compare.csv`` (elpd, SE, differences, stacking weights, Pareto-k problems
+and the rows that caused them, the method used), ``compare.png`` and ``loo.json``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import yaml
+from scipy.special import logsumexp
+
+from .. import _io
+from ..errors import Il6rccError
+
+
+def _open(run_dir: Path):
+    import xarray as xr
+
+    path = run_dir / "posterior.nc"
+    if not path.is_file():
+        raise Il6rccError(f"{run_dir}: no posterior.nc (is it a finished 'il6rcc fit' run?)")
+    tree = xr.open_datatree(path, engine="h5netcdf")
+    if "log_likelihood" not in tree.children:
+        raise Il6rccError(f"{path}: no log_likelihood group; cannot compute LOO")
+    return tree
+
+
+def _names(run_dirs: list[Path]) -> list[str]:
+    names = []
+    for d in run_dirs:
+        man = d / "manifest.json"
+        name = json.loads(man.read_text()).get("name", d.name) if man.is_file() else d.name
+        names.append(name)
+    if len(set(names)) != len(names):
+        names = [d.name for d in run_dirs]
+    if len(set(names)) != len(names):
+        names = [f"{i}:{d}" for i, d in enumerate(run_dirs)]
+    return names
+
+
+def _loo(tree):
+    import arviz as az
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # k-hat problems are reported below
+        return az.loo(tree, pointwise=True)
+
+
+def _refit_elpd(run_dir: Path, holdout: list[str], tag: str, quiet: bool) -> dict[str, float]:
+    """Refit a run with ``holdout`` rows held out; their log predictive densities."""
+    from .fit import run_fit
+
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    config = copy.deepcopy(config)
+    config["data"]["holdout_rows"] = list(holdout)
+    config["name"] = f"{config.get('name', 'run')}-holdout-{tag}"
+    folder = run_dir / "loo_refits" / tag
+    cfg_path = run_dir / "loo_refits" / f"{tag}.yaml"
+    _io.write_text(cfg_path, yaml.safe_dump(config, sort_keys=True))
+    if not (folder / "posterior.nc").is_file():
+        if folder.exists():
+            import shutil
+
+            shutil.rmtree(folder)
+        run_fit(cfg_path, folder, quiet=quiet)
+    tree = _open(folder)
+    ll = np.asarray(tree["log_likelihood"]["evidence"])
+    rows = list(np.asarray(tree["log_likelihood"]["row"]))
+    flat = ll.reshape(-1, ll.shape[-1])
+    return {r: float(logsumexp(flat[:, rows.index(r)]) - np.log(flat.shape[0])) for r in holdout}
+
+
+def _replace_pointwise(loo, elpd_i: np.ndarray):
+    """An ELPD result with its pointwise values replaced (sums and SE recomputed)."""
+    new = copy.copy(loo)
+    new.elpd_i = loo.elpd_i.copy(data=elpd_i)
+    new.elpd = float(np.sum(elpd_i))
+    new.se = float(np.sqrt(len(elpd_i) * np.var(elpd_i)))
+    return new
+
+
+def run_compare(
+    run_dirs: list[Path],
+    out: Path,
+    refit: str = "auto",
+    max_refits: int = 5,
+    k_folds: int = 5,
+    quiet: bool = False,
+) -> int:
+    """Compare fitted runs; see the module docstring."""
+    import arviz as az
+
+    run_dirs = [Path(d) for d in run_dirs]
+    if len(run_dirs) < 2:
+        raise Il6rccError("il6rcc compare needs at least two run folders")
+    trees = [_open(d) for d in run_dirs]
+    names = _names(run_dirs)
+    rows = [list(np.asarray(t["log_likelihood"]["row"])) for t in trees]
+    for d, r in zip(run_dirs[1:], rows[1:], strict=True):
+        if r != rows[0]:
+            raise Il6rccError(
+                f"{d}: its evidence rows differ from those of {run_dirs[0]}; LOO comparison "
+                f"needs the same data rows in every run"
+            )
+    row_ids = np.asarray(rows[0])
+    results, report = {}, {}
+    for name, d, tree in zip(names, run_dirs, trees, strict=True):
+        loo = _loo(tree)
+        k = np.asarray(loo.pareto_k)
+        bad = [str(r) for r in row_ids[k > loo.good_k]]
+        method = "psis-loo"
+        elpd_i = np.asarray(loo.elpd_i).copy()
+        if bad and refit != "none":
+            if len(bad) <= max_refits:
+                for r in bad:
+                    elpd_i[list(row_ids).index(r)] = _refit_elpd(d, [r], f"row-{r}", quiet)[r]
+                method = f"psis-loo + exact refits of {len(bad)} rows"
+            else:
+                folds = np.array_split(np.random.default_rng(0).permutation(len(row_ids)), k_folds)
+                for f, fold in enumerate(folds):
+                    held = [str(row_ids[i]) for i in fold]
+                    for r, v in _refit_elpd(d, held, f"fold-{f + 1}of{k_folds}", quiet).items():
+                        elpd_i[list(row_ids).index(r)] = v
+                method = f"{k_folds}-fold cross-validation ({len(bad)} rows had high Pareto k)"
+            loo = _replace_pointwise(loo, elpd_i)
+        results[name] = loo
+        report[name] = {
+            "run_dir": str(d),
+            "method": method,
+            "elpd": float(loo.elpd),
+            "se": float(loo.se),
+            "p": float(loo.p),
+            "k_threshold": float(loo.good_k),
+            "high_k_rows": bad,
+            "max_k": float(np.nanmax(k)),
+        }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        table = az.compare(results, method="stacking", round_to="none")
+    table["method"] = [report[n]["method"] for n in table.index]
+    table["n_high_k"] = [len(report[n]["high_k_rows"]) for n in table.index]
+    table["high_k_rows"] = [";".join(report[n]["high_k_rows"]) for n in table.index]
+    table["max_pareto_k"] = [report[n]["max_k"] for n in table.index]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _io.atomic_write(out / "compare.csv", lambda p: table.to_csv(p, index_label="variant"))
+    _io.write_json(out / "loo.json", report)
+    _plot(table, results, row_ids, out / "compare.png")
+    unreliable = [n for n in names if report[n]["high_k_rows"] and refit == "none"]
+    if not quiet:
+        print(table[["elpd", "se", "elpd_diff", "dse", "weight", "method"]].to_string())
+        if unreliable:
+            print(
+                f"WARNING: PSIS-LOO is unreliable for {unreliable} (high Pareto k rows); "
+                f"rerun without --refit none to refit them"
+            )
+        print(f"wrote {out / 'compare.csv'}")
+    return 0
+
+
+def _plot(table, results, row_ids, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 0.6 * len(table) + 2.5))
+    y = np.arange(len(table))[::-1]
+    a.errorbar(table["elpd"], y, xerr=table["se"], fmt="o", capsize=3)
+    a.set_yticks(y, table.index)
+    a.set_xlabel("elpd_loo (higher is better) +- SE")
+    for yi, w in zip(y, table["weight"], strict=True):
+        a.annotate(f"w={w:.2f}", (table["elpd"].max(), yi), fontsize=8, ha="left")
+    for name, loo in results.items():
+        b.plot(np.asarray(loo.pareto_k), ".", label=name, alpha=0.7)
+    thr = min(float(loo.good_k) for loo in results.values())
+    b.axhline(thr, color="r", lw=0.8)
+    b.set_xlabel("evidence row")
+    b.set_ylabel("Pareto k")
+    b.legend(fontsize=7)
+    fig.tight_layout()
+    _io.save_figure(fig, path, dpi=110)
+    plt.close(fig)
+
+
+__all__ = ["run_compare"]

@@ -1,0 +1,393 @@
+"""``il6rcc predict RUN_DIR --out DIR``: posterior predictions of interventions.
+
+For every cell line of the config's ``predict`` section (a fitted line uses its own
+posterior parameters; a line without data gets the population level), over posterior
+draws, at ``predict.time`` hours:
+
+* IFN growth inhibition, 1 - v(IFN + X) / v(X), for X = nothing, tocilizumab, SOCS3
+  siRNA, IL-6 siRNA (v: cell number relative to untreated, the MTT readout);
+* TKI dose response, 1 - v(TKI + X) / v(X), with and without tocilizumab;
+* combination effects against Bliss independence: E_AB - (E_A + E_B - E_A E_B) with
+  E = 1 - v, for IFN + tocilizumab and each TKI dose + tocilizumab (> 0: synergy);
+* the share of IFN resistance that blocking the IL-6 loop removes:
+  (I_tocilizumab - I) / (I_noSOCS3 - I), where I is the IFN inhibition and I_noSOCS3
+  the inhibition of a counterfactual cell with SOCS3 transcription fully knocked down
+  (SOCS3-dependent resistance; also reported for the IL-6 siRNA).
+
+Doses the papers do not report (IFN, tocilizumab) come from the config and are part
+of the output. Writes ``predictions.csv`` (posterior mean, SD, 5/50/95 % quantiles)
+and ``predictions.png``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from .. import _io
+from ..configs import load_config
+from ..errors import Il6rccError
+from ..models import Condition, make_batch, simulate_arrays
+from ._posterior import FittedRun, load_run
+
+KO = "(SOCS3 knocked out)"
+
+
+def _line_rows(run: FittedRun, rows: np.ndarray, cell_lines, draws, seed=0) -> dict:
+    """Parameter matrix [D, n_params] per requested cell line."""
+    model = run.model
+    fitted = list(run.problem.row_names)
+    out = {}
+    hier = run.problem.hier_index
+    for line in cell_lines:
+        name = model.cell_line(line).name
+        if name in fitted:
+            out[name] = rows[:, fitted.index(name)]
+            continue
+        # a line without data: population-level parameters, a new draw from the hierarchy
+        base = np.repeat(model.default_params(name)[None, :], rows.shape[0], axis=0)
+        est = run.problem.priors.index
+        theta = draws["theta"].copy()
+        if hier.size:
+            rng = np.random.default_rng(seed)
+            z = rng.normal(size=(theta.shape[0], hier.size))
+            unc = run.problem.priors.to_unconstrained(theta)
+            unc[:, hier] += draws["tau"] * z
+            scale = np.asarray(run.problem.priors.scale)
+            theta = np.where(
+                scale == "log", np.exp(unc), np.where(scale == "logit", 1 / (1 + np.exp(-unc)), unc)
+            )
+        base[:, est] = theta * (model.default_params(name)[est] / model.default_params()[est])
+        out[name] = base
+    return out
+
+
+def intervention_conditions(p, lines) -> list[Condition]:
+    """The conditions every quantity is computed from (ids 'line|label')."""
+    ifn, tcz, tki = p.ifn_dose, p.tocilizumab_dose, p.tki
+    labels = {
+        "ctrl": {},
+        "ifn": {"ifn_alpha": ifn},
+        "tcz": {"tocilizumab": tcz},
+        "ifn+tcz": {"ifn_alpha": ifn, "tocilizumab": tcz},
+        "siSOCS3": {"si_socs3": 1.0},
+        "ifn+siSOCS3": {"ifn_alpha": ifn, "si_socs3": 1.0},
+        "siIL6": {"si_il6": 1.0},
+        "ifn+siIL6": {"ifn_alpha": ifn, "si_il6": 1.0},
+    }
+    for d in p.tki_doses:
+        labels[f"tki{d:g}"] = {tki: d}
+        labels[f"tki{d:g}+tcz"] = {tki: d, "tocilizumab": tcz}
+    conds = []
+    for line in lines:
+        conds += [Condition(f"{line}|{k}", line, v) for k, v in labels.items()]
+        conds += [
+            Condition(f"{line} {KO}|{k}", line, v)
+            for k, v in labels.items()
+            if k in ("ctrl", "ifn", "siSOCS3", "ifn+siSOCS3")
+        ]
+    return conds
+
+
+def _quantities(v: dict, lines, p) -> list[dict]:
+    """Per-draw quantities from viabilities v['line|label'] (arrays over draws)."""
+    out = []
+
+    def add(line, quantity, intervention, dose, values):
+        out.append(
+            {
+                "cell_line": line,
+                "quantity": quantity,
+                "intervention": intervention,
+                "dose": dose,
+                "values": values,
+            }
+        )
+
+    for line in lines:
+        g = {k.split("|")[1]: x for k, x in v.items() if k.split("|")[0] == line}
+        ko = {k.split("|")[1]: x for k, x in v.items() if k.split("|")[0] == f"{line} {KO}"}
+        inhib = {
+            "IFN alone": 1 - g["ifn"] / g["ctrl"],
+            "IFN + tocilizumab": 1 - g["ifn+tcz"] / g["tcz"],
+            "IFN + SOCS3 siRNA": 1 - g["ifn+siSOCS3"] / g["siSOCS3"],
+            "IFN + IL-6 siRNA": 1 - g["ifn+siIL6"] / g["siIL6"],
+        }
+        for k, x in inhib.items():
+            add(line, "IFN growth inhibition", k, p.ifn_dose, x)
+        e_a, e_b, e_ab = 1 - g["ifn"], 1 - g["tcz"], 1 - g["ifn+tcz"]
+        add(
+            line,
+            "Bliss excess (IFN + tocilizumab)",
+            "IFN + tocilizumab",
+            p.ifn_dose,
+            e_ab - (e_a + e_b - e_a * e_b),
+        )
+        i_ko = 1 - ko["ifn+siSOCS3"] / ko["siSOCS3"]
+        deficit = i_ko - inhib["IFN alone"]
+        for arm in ("IFN + tocilizumab", "IFN + IL-6 siRNA"):
+            share = (inhib[arm] - inhib["IFN alone"]) / np.where(
+                np.abs(deficit) > 1e-9, deficit, np.nan
+            )
+            add(line, "share of SOCS3-dependent IFN resistance removed", arm, p.ifn_dose, share)
+        for d in p.tki_doses:
+            t, tt = g[f"tki{d:g}"], g[f"tki{d:g}+tcz"]
+            add(line, f"{p.tki} growth inhibition", f"{p.tki} alone", d, 1 - t)
+            add(line, f"{p.tki} growth inhibition", f"{p.tki} + tocilizumab", d, 1 - tt / g["tcz"])
+            add(
+                line,
+                f"Bliss excess ({p.tki} + tocilizumab)",
+                f"{p.tki} + tocilizumab",
+                d,
+                (1 - tt) - ((1 - t) + e_b - (1 - t) * e_b),
+            )
+    return out
+
+
+STANDARD_INPUTS = ("ifn_alpha", "tocilizumab", "si_socs3", "si_il6")
+
+
+def _simulate(run: FittedRun, per_row: dict, conds, condition_rows, times) -> tuple:
+    """All observables of ``conds`` at ``times`` for every draw: [D, n_cond, n_times,
+    n_obs] (NaN where a solve failed) and the success flags [D, n_cond]."""
+    model = run.model
+    row_names = list(per_row)
+    batch = make_batch(model, conds, row_names=row_names, condition_rows=condition_rows)
+    params = np.stack([per_row[r] for r in row_names], axis=1)  # [D, n_rows, n_p]
+    t = jnp.asarray(sorted(set(times)))
+
+    def one(r):
+        obs, _, ok, _ = simulate_arrays(
+            model,
+            run.problem.solver,
+            r,
+            jnp.asarray(batch.inputs),
+            jnp.asarray(batch.param_index),
+            jnp.asarray(batch.basal_index),
+            jnp.asarray(batch.basal_param_index),
+            jnp.asarray(batch.basal_inputs),
+            t,
+        )
+        return obs, ok
+
+    obs, ok = jax.jit(jax.vmap(one))(jnp.asarray(params))
+    obs, ok = np.asarray(obs), np.asarray(ok)
+    return np.where(ok[:, :, None, None], obs, np.nan), ok, list(np.asarray(t))
+
+
+def _standard_panel(run: FittedRun, p, per_line: dict, lines) -> tuple[list[dict], np.ndarray]:
+    model = run.model
+    ko_index = model.index("parameters", "kd_socs3")
+    per_row = dict(per_line)
+    for line in lines:
+        ko_rows = per_line[line].copy()
+        ko_rows[:, ko_index] = 1.0  # counterfactual: SOCS3 transcription fully knocked down
+        per_row[f"{line} {KO}"] = ko_rows
+    conds = intervention_conditions(p, lines)
+    condition_rows = [c.id.split("|")[0] for c in conds]
+    obs, ok, _ = _simulate(run, per_row, conds, condition_rows, [p.time])
+    viability = obs[:, :, 0, model.index("observables", "viability")]
+    v = {c.id: viability[:, i] for i, c in enumerate(conds)}
+    return _quantities(v, lines, p), ok
+
+
+def _custom(run: FittedRun, p, per_line: dict) -> tuple[list[dict], np.ndarray]:
+    """Custom interventions: the observable (or its ratio to the control) per draw."""
+    model = run.model
+    conds, rows = [], []
+    for i, c in enumerate(p.custom):
+        line = model.cell_line(c.cell_line).name
+        conds.append(Condition(f"custom{i}", line, dict(c.inputs)))
+        if c.control is not None:
+            conds.append(Condition(f"custom{i}-control", line, dict(c.control)))
+        rows += [line] * (1 + (c.control is not None))
+    obs, ok, times = _simulate(run, per_line, conds, rows, [c.time for c in p.custom])
+    ids = [c.id for c in conds]
+    out = []
+    for i, c in enumerate(p.custom):
+        k, t = model.index("observables", c.observable), times.index(c.time)
+        x = obs[:, ids.index(f"custom{i}"), t, k]
+        quantity = c.observable
+        if c.control is not None:
+            x = x / obs[:, ids.index(f"custom{i}-control"), t, k]
+            quantity = f"{c.observable} (ratio to control)"
+        out.append(
+            {
+                "cell_line": model.cell_line(c.cell_line).name,
+                "quantity": quantity,
+                "intervention": c.label,
+                "dose": np.nan,
+                "values": x,
+                "time_h": c.time,
+            }
+        )
+    return out, ok
+
+
+def predict_table(run: FittedRun, p) -> tuple[pd.DataFrame, int, int]:
+    """Predictions of the ``predict`` section ``p``: the table (posterior mean, SD,
+    5/50/95 % quantiles per quantity), failed solves and total solves."""
+    model = run.model
+    draws = run.draws(p.draws)
+    rows = run.parameter_rows(draws)
+    lines = [model.cell_line(c).name for c in p.cell_lines]
+    lines += [model.cell_line(c.cell_line).name for c in p.custom]
+    per_line = _line_rows(run, rows, list(dict.fromkeys(lines)), draws)
+    inputs = {u.name for u in model.inputs}
+    standard = (
+        p.standard
+        and set(STANDARD_INPUTS) | {p.tki} <= inputs
+        and "viability" in model.observable_names
+        and "kd_socs3" in model.parameter_names
+    )
+    if p.standard and not standard and not p.custom:
+        raise Il6rccError(
+            f"model {model.name!r} lacks what the standard intervention panel needs (inputs "
+            f"{', '.join(STANDARD_INPUTS)}, {p.tki}; observable viability); name "
+            "interventions under predict.custom and set predict.standard: false"
+        )
+    quantities, failed, total = [], 0, 0
+    parts = []
+    if standard:
+        parts.append(
+            _standard_panel(run, p, per_line, [model.cell_line(c).name for c in p.cell_lines])
+        )
+    if p.custom:
+        parts.append(_custom(run, p, per_line))
+    for q, ok in parts:
+        quantities += q
+        failed, total = failed + int((~ok).sum()), total + ok.size
+    records = []
+    for q in quantities:
+        x = q.pop("values")
+        x = x[np.isfinite(x)]
+        if x.size == 0:
+            continue
+        lo, med, hi = np.percentile(x, [5, 50, 95])
+        records.append(
+            {
+                "time_h": p.time,
+                **q,
+                "mean": float(np.mean(x)),
+                "sd": float(np.std(x)),
+                "q05": lo,
+                "q50": med,
+                "q95": hi,
+                "n_draws": int(x.size),
+            }
+        )
+    return pd.DataFrame.from_records(records), failed, total
+
+
+def run_predict(run_dir: Path, out: Path, config: Path | None = None, quiet: bool = False) -> int:
+    run = load_run(Path(run_dir))
+    p = (load_config(config) if config is not None else run.loaded).config.predict
+    table, failed, total = predict_table(run, p)
+    if table.empty:
+        raise Il6rccError(f"{run_dir}: every prediction failed to solve")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _io.atomic_write(out / "predictions.csv", lambda path: table.to_csv(path, index=False))
+    figures = []
+    standard = table[table["quantity"] == "IFN growth inhibition"]
+    if not standard.empty:
+        figures.append(_plot(table, p, out / "predictions.png"))
+    custom = table[table["intervention"].isin([c.label for c in p.custom])]
+    if not custom.empty:
+        figures.append(_plot_custom(custom, out / "predictions_custom.png"))
+    if not quiet:
+        print(f"{failed} of {total} solves failed (excluded)")
+        print(
+            f"wrote {out / 'predictions.csv'} ({len(table)} rows) and "
+            f"{', '.join(f.name for f in figures)}"
+        )
+    return 0
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _plot_custom(table: pd.DataFrame, path: Path) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.35 * len(table)))
+    y = np.arange(len(table))
+    ax.errorbar(
+        table["q50"],
+        y,
+        xerr=[table["q50"] - table["q05"], table["q95"] - table["q50"]],
+        fmt="o",
+        capsize=3,
+    )
+    ax.set_yticks(
+        y,
+        [
+            f"{r.cell_line}: {r.intervention}\n{r.quantity} at {r.time_h:g} h"
+            for r in table.itertuples()
+        ],
+        fontsize=7,
+    )
+    ax.set_xlabel("posterior median and 90 % interval")
+    fig.tight_layout()
+    _io.save_figure(fig, path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _plot(table: pd.DataFrame, p, path: Path) -> Path:
+    plt = _pyplot()
+
+    lines = list(dict.fromkeys(table["cell_line"]))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    ifn = table[table["quantity"] == "IFN growth inhibition"]
+    arms = list(dict.fromkeys(ifn["intervention"]))
+    for j, line in enumerate(lines):
+        sub = ifn[ifn["cell_line"] == line].set_index("intervention").loc[arms]
+        x = np.arange(len(arms)) + 0.35 * j
+        axes[0].bar(
+            x,
+            sub["q50"],
+            width=0.35,
+            label=line,
+            yerr=[sub["q50"] - sub["q05"], sub["q95"] - sub["q50"]],
+            capsize=3,
+        )
+    axes[0].set_xticks(np.arange(len(arms)) + 0.17, arms, rotation=20, fontsize=8)
+    axes[0].set_ylabel(f"IFN growth inhibition at {p.time:g} h")
+    axes[0].legend()
+    tki = table[table["quantity"] == f"{p.tki} growth inhibition"]
+    for line in lines:
+        for arm, style in ((f"{p.tki} alone", "-"), (f"{p.tki} + tocilizumab", "--")):
+            sub = tki[(tki["cell_line"] == line) & (tki["intervention"] == arm)]
+            axes[1].plot(sub["dose"], sub["q50"], style, marker="o", label=f"{line}: {arm}")
+            axes[1].fill_between(sub["dose"], sub["q05"], sub["q95"], alpha=0.15)
+    axes[1].set_xscale("log")
+    axes[1].set_xlabel(f"{p.tki} (uM)")
+    axes[1].set_ylabel("growth inhibition")
+    axes[1].legend(fontsize=7)
+    share = table[table["quantity"] == "share of SOCS3-dependent IFN resistance removed"]
+    labels = [f"{r.cell_line}: {r.intervention}" for r in share.itertuples()]
+    axes[2].barh(
+        range(len(share)),
+        share["q50"],
+        xerr=[share["q50"] - share["q05"], share["q95"] - share["q50"]],
+        capsize=3,
+    )
+    axes[2].set_yticks(range(len(share)), labels, fontsize=7)
+    axes[2].set_xlabel("share of SOCS3-dependent IFN resistance removed")
+    fig.tight_layout()
+    _io.save_figure(fig, path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+__all__ = ["intervention_conditions", "predict_table", "run_predict"]
