@@ -38,8 +38,13 @@ def _ebfmi(energy: np.ndarray) -> np.ndarray:
         return np.where(den > 0, num / den, np.nan)
 
 
-def diagnose(tree, gates: Gates, max_tree_depth: int | None = None) -> dict:
-    """Diagnostics and pass/fail gates of a posterior DataTree (JSON-ready dict)."""
+def diagnose(tree, gates: Gates, max_tree_depth: int | None = None, mcmc: bool = True) -> dict:
+    """Diagnostics and pass/fail gates of a posterior DataTree (JSON-ready dict).
+
+    ``mcmc=False`` (draws from a Laplace or variational approximation): the sampler
+    gates (divergences, E-BFMI) do not apply and are reported as ``not applicable``;
+    R-hat and ESS then only check that enough independent draws were taken, not that
+    the approximation is right."""
     table = summary_table(tree)
     rhat = np.asarray(table["r_hat"], dtype=float)
     ess_bulk = np.asarray(table["ess_bulk"], dtype=float)
@@ -83,6 +88,10 @@ def diagnose(tree, gates: Gates, max_tree_depth: int | None = None) -> dict:
         "min_ebfmi": (out["min_ebfmi"], ">=", gates.min_ebfmi),
     }
     gate_results = {}
+    if not mcmc:
+        for name in ("divergences", "min_ebfmi"):
+            checks.pop(name)
+            gate_results[name] = {"value": None, "rule": "not applicable (no MCMC)", "passed": True}
     for name, (value, op, threshold) in checks.items():
         ok = bool(
             np.isfinite(value)

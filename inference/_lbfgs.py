@@ -1,8 +1,9 @@
 """Batched L-BFGS on the host around one compiled, vmapped value-and-gradient.
 
 Every start is optimised independently (own history, own backtracking line search),
-but all starts are evaluated together in one call of ``value_and_grad`` over a fixed
-batch of points. The same compiled function then serves the finite-difference
+but all starts are evaluated together in one compiled call of ``value_and_grad`` over
+a fixed batch of points (mapped one after the other, so that a failed solve of one
+point cannot touch the others). The same compiled function then serves the finite-difference
 Hessian and the chain-initialisation checks, so the expensive gradient of the ODE
 model is compiled once for all of them.
 """
@@ -33,7 +34,10 @@ class BatchedObjective:
             ok = jnp.isfinite(value) & jnp.all(jnp.isfinite(grad))
             return jnp.where(ok, value, BIG), jnp.where(ok, grad, 0.0)
 
-        self._fn = jax.jit(jax.vmap(safe, in_axes=(0, None)))
+        # lax.map, not vmap: under vmap a start whose ODE solve fails turned the values
+        # of the other starts in its batch into NaN (the solver's error handling acts on
+        # the whole batch), and on CPU a batched while loop runs in lock-step anyway.
+        self._fn = jax.jit(lambda xs, data: jax.lax.map(lambda x: safe(x, data), xs))
 
     def __call__(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Values [k] and gradients [k, n] at k <= batch points (padded internally)."""
@@ -76,20 +80,35 @@ def minimise_batched(
     gtol: float = 1e-5,
     ftol: float = 1e-10,
     memory: int = 10,
+    progress=None,
+    every: int = 10,
 ):
     """L-BFGS from every start. Returns (x [k, n], f [k], steps [k]); starts whose
-    value never became finite keep f = inf."""
+    value never became finite keep f = inf. ``progress(message)`` gets a line every
+    ``every`` iterations (best value, active starts, evaluation rate)."""
+    import time
+
+    t_start = time.perf_counter()
     x = np.array(starts, dtype=np.float64)
     k = x.shape[0]
     f, g = objective(x)
+    n_evals = k
     s_hist = [[] for _ in range(k)]
     y_hist = [[] for _ in range(k)]
     step = np.ones(k)
     active = f < BIG
     steps = np.zeros(k, dtype=int)
-    for _ in range(max_steps):
+    for it in range(max_steps):
         if not active.any():
             break
+        if progress is not None and it and it % every == 0:
+            rate = n_evals / max(time.perf_counter() - t_start, 1e-9)
+            finite = f[f < BIG]
+            best = f"{finite.min():.4g}" if finite.size else "none finite"
+            progress(
+                f"MAP  iteration {it:4d}/{max_steps} | best -log posterior {best} | "
+                f"{int(active.sum())} of {k} starts still improving | {rate:.2f} points/s"
+            )
         d = np.zeros_like(x)
         for i in np.flatnonzero(active):
             d[i] = _direction(g[i], s_hist[i], y_hist[i])
@@ -106,7 +125,12 @@ def minimise_batched(
             if not searching.any():
                 break
             trial = np.where(searching[:, None], x + step[:, None] * d, x)
-            ft, gt = objective(trial)
+            # evaluate only the starts still searching (each evaluation is an ODE solve
+            # of every condition and its gradient; finished or failed starts cost nothing)
+            idx = np.flatnonzero(searching)
+            ft, gt = np.full(k, np.inf), np.zeros_like(x)
+            ft[idx], gt[idx] = objective(trial[idx])
+            n_evals += idx.size
             slope = np.einsum("ij,ij->i", g, d)
             ok = searching & (ft < BIG) & (ft <= f + 1e-4 * step * slope)
             x_new[ok], f_new[ok], g_new[ok] = trial[ok], ft[ok], gt[ok]

@@ -106,6 +106,7 @@ def map_multistart(
     start_scale: float = 0.5,
     objective: BatchedObjective | None = None,
     data=None,
+    progress=None,
 ) -> MapResult:
     """Optimise the posterior from ``n_starts`` points (batched L-BFGS).
 
@@ -120,10 +121,14 @@ def map_multistart(
     key_init, key_starts = jax.random.split(key)
     potential, unravel, flat0, _ = potential_and_unravel(key_init, model_fn, data)
     n = flat0.shape[0]
-    objective = objective or BatchedObjective(potential, data, batch=n_starts)
+    # batch 1: points are mapped one after the other anyway (see BatchedObjective), so a
+    # larger batch would only add padding evaluations
+    objective = objective or BatchedObjective(potential, data, batch=1)
     starts = start_scale * np.asarray(jax.random.normal(key_starts, (n_starts, n)))
     starts[0] = 0.0
-    xs, values, steps = minimise_batched(objective, starts, max_steps=max_steps, gtol=tol)
+    xs, values, steps = minimise_batched(
+        objective, starts, max_steps=max_steps, gtol=tol, progress=progress
+    )
     if not np.isfinite(values).any():
         raise Il6rccError(
             f"MAP: all {n_starts} starts failed (every ODE solve or log density was "

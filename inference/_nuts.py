@@ -22,6 +22,8 @@ import numpy as np
 from numpyro.infer import NUTS
 from numpyro.infer.util import initialize_model
 
+from ..errors import Il6rccError
+
 STAT_FIELDS = ("potential_energy", "energy", "diverging", "num_steps", "accept_prob", "step_size")
 
 
@@ -118,7 +120,18 @@ class ChainRunner:
             return jax.lax.scan(body, state, None, length=n_iter)
 
         if self.settings.chain_method == "vectorized":
+            # lock-step chains in one program (GPU); note that a failed ODE solve in
+            # one chain can make the others' proposals fail too (solver errors act on
+            # the whole batch), so 'sequential' is the robust choice on CPU
             fn = jax.jit(jax.vmap(one_chain, in_axes=(0, None)))
+        elif self.settings.chain_method == "parallel":
+            n_dev = jax.local_device_count()
+            if n_dev < self.settings.num_chains:
+                raise Il6rccError(
+                    f"chain_method 'parallel' needs one device per chain: {n_dev} device(s) "
+                    f"for {self.settings.num_chains} chains; use 'sequential' or 'vectorized'"
+                )
+            fn = jax.pmap(one_chain, in_axes=(0, None))
         else:
             single = jax.jit(one_chain)
 
