@@ -214,16 +214,21 @@ class LikelihoodSection(Section):
 
 
 class MapSection(Section):
-    """MAP multi-start: ``n_starts`` prior draws optimised in one vmapped L-BFGS run."""
+    """MAP multi-start: ``n_starts`` points (the prior median and jittered draws around
+    it) optimised by L-BFGS, evaluated together in one compiled call per step."""
 
     n_starts: PositiveInt = 8
     max_steps: PositiveInt = 300
     tol: PositiveFloat = 1e-6
+    # method 'map': draws from the Laplace approximation, each pushed through the model
+    num_draws: PositiveInt = 400
 
 
 class NutsSection(Section):
     """NUTS settings. ``mass_matrix``: ``laplace`` (dense, from the Hessian at the MAP,
-    fixed), ``dense`` (adapted), or ``diag`` (adapted)."""
+    fixed), ``dense`` (adapted), or ``diag`` (adapted). ``chain_method``: ``sequential``
+    (one chain after the other; robust to failed solves), ``vectorized`` (all chains in
+    one vmapped program; for GPUs) or ``parallel`` (one device per chain)."""
 
     num_warmup: NonNegativeInt = 300
     num_samples: PositiveInt = 500

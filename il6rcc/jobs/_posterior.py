@@ -120,7 +120,7 @@ def evidence_predictions(run: FittedRun, draws: dict) -> np.ndarray:
         delta = unit_deltas(data["ev"], obs, ok)
         return row_prediction(data["ev"], delta, jnp.zeros(data["blots"].shape[0]))
 
-    return np.asarray(jax.jit(jax.vmap(one))(rows, inputs))
+    return np.asarray(jax.jit(lambda r, u: jax.lax.map(lambda a: one(*a), (r, u)))(rows, inputs))
 
 
 __all__ = ["FittedRun", "evidence_predictions", "load_run"]

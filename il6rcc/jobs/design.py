@@ -114,7 +114,7 @@ def candidate_deltas(model, solver, rows_by_line: dict, cands: list[Candidate]) 
         )
         return obs, ok
 
-    obs, ok = jax.jit(jax.vmap(one))(jnp.asarray(params))
+    obs, ok = jax.jit(lambda ps: jax.lax.map(one, ps))(jnp.asarray(params))
     obs, ok = np.asarray(obs), np.asarray(ok)
     out = np.full((params.shape[0], len(cands)), np.nan)
     for j, c in enumerate(cands):

@@ -131,6 +131,20 @@ def _prior_draws(problem, data, key, n: int) -> dict:
     return {k: np.asarray(v)[None] for k, v in draws.items()}
 
 
+def _prior_solve_failures(problem, data, key, n: int) -> dict:
+    """How often the ODE solves fail under the prior: ``n`` prior draws pushed through
+    the model (fault report; a prior that puts mass where solves fail shows up here)."""
+    from numpyro.infer import Predictive
+
+    failed = Predictive(model_fn(problem), num_samples=n, return_sites=["n_failed"])(key, data)
+    per_draw = np.asarray(failed["n_failed"]).reshape(n, -1).sum(axis=1)
+    return {
+        "prior_draws_checked": int(n),
+        "prior_draws_with_failed_solves": int(np.sum(per_draw > 0)),
+        "prior_failed_solves": int(per_draw.sum()),
+    }
+
+
 def _save_checkpoint(path: Path, state, done: int, draws: dict, stats: dict, extra: dict):
     arrays = {f"state/{k}": v for k, v in state_to_arrays(state).items()}
     arrays.update({f"draws/{k}": np.asarray(v) for k, v in draws.items()})
@@ -171,7 +185,9 @@ def _map_stage(problem, data, cfg, key, ckpt: dict, say):
         f"MAP: {m.n_starts} starts, up to {m.max_steps} L-BFGS steps each (compiling the "
         f"log density and its gradient first)..."
     )
-    res = map_multistart(key, model_fn(problem), m.n_starts, m.max_steps, m.tol, data=data)
+    res = map_multistart(
+        key, model_fn(problem), m.n_starts, m.max_steps, m.tol, data=data, progress=say
+    )
     n_ok = int(np.isfinite(res.potentials).sum())
     say(
         f"MAP: best -log posterior {res.potential:.3f}; {n_ok}/{m.n_starts} starts finite; "
@@ -194,7 +210,7 @@ def _init_params(
     """Chain starting points around the MAP (Laplace jitter), each checked to have a
     finite log density; at most ``max_attempts`` tries per chain, then a clear error."""
     potential, unravel, _, _ = potential_and_unravel(jax.random.PRNGKey(0), model_fn(problem), data)
-    objective = objective or BatchedObjective(potential, data, batch=n_chains)
+    objective = objective or BatchedObjective(potential, data, batch=1)
     chol = np.linalg.cholesky(inverse_mass + 1e-12 * np.eye(len(x_map)))
     starts = []
     for chain in range(n_chains):
@@ -238,6 +254,22 @@ def _execute(loaded: LoadedConfig, problem, out: Path, man: dict, quiet: bool) -
     method = cfg.inference.method
     data = jax.tree.map(jnp.asarray, problem_data(problem))
     prior = _prior_draws(problem, data, k_prior, cfg.inference.prior_draws)
+    if "prior_failures" in ckpt:
+        failures = {k[len("pf_") :]: int(v) for k, v in ckpt.items() if k.startswith("pf_")}
+    else:
+        say("checking the ODE solves on prior draws...")
+        failures = _prior_solve_failures(
+            problem, data, jax.random.fold_in(k_prior, 1), min(cfg.inference.prior_draws, 20)
+        )
+        ckpt.update({f"pf_{k}": np.asarray(v) for k, v in failures.items()})
+        ckpt["prior_failures"] = np.asarray(1)
+    if failures["prior_draws_with_failed_solves"]:
+        say(
+            f"note: {failures['prior_draws_with_failed_solves']} of "
+            f"{failures['prior_draws_checked']} prior draws have failed ODE solves (those "
+            "regions get zero posterior density; see diagnostics.json)"
+        )
+    timings.update(failures)
     if method in ("nuts", "map"):
         x_map, inverse_mass, map_info, objective = _map_stage(problem, data, cfg, k_map, ckpt, say)
         ckpt.update(map_x=np.asarray(x_map), map_inverse_mass=np.asarray(inverse_mass))
@@ -290,8 +322,9 @@ def _execute(loaded: LoadedConfig, problem, out: Path, man: dict, quiet: bool) -
         stats = _pseudo_stats(draws)
         timings.update(svi_seconds=res.seconds, svi_final_loss=float(res.losses[-1]))
     elif method == "map":
+        say(f"Laplace: {cfg.inference.map.num_draws} draws through the model...")
         draws = _laplace_draws(
-            problem, data, k_sample, x_map, inverse_mass, cfg.inference.svi.num_samples
+            problem, data, k_sample, x_map, inverse_mass, cfg.inference.map.num_draws
         )
         stats = _pseudo_stats(draws)
     return _finish(loaded, problem, out, man, draws, stats, prior, timings, started, say)
@@ -317,7 +350,7 @@ def _laplace_draws(problem, data, key, x_map, inverse_mass, n: int) -> dict:
     chol = np.linalg.cholesky(inverse_mass)
     z = np.asarray(jax.random.normal(key, (n, len(x_map))))
     xs = jnp.asarray(x_map[None, :] + z @ chol.T)
-    fn = jax.jit(jax.vmap(post, in_axes=(0, None)))
+    fn = jax.jit(lambda xs, d: jax.lax.map(lambda x: post(x, d), xs))
     samples = [fn(xs[i : i + 50], data) for i in range(0, n, 50)]
     return {k: np.concatenate([np.asarray(s[k]) for s in samples])[None] for k in samples[0]}
 
@@ -345,8 +378,9 @@ def _finish(loaded, problem, out, man, draws, stats, prior, timings, started, sa
     _io.atomic_write(out / "summary.csv", lambda p: table.to_csv(p))
     d = cfg.diagnostics
     gates = Gates(d.max_rhat, d.min_ess_bulk, d.min_ess_tail, d.max_divergences, d.min_ebfmi)
+    is_mcmc = cfg.inference.method == "nuts"
     diag = diagnose(
-        tree, gates, cfg.inference.nuts.max_tree_depth if cfg.inference.method == "nuts" else None
+        tree, gates, cfg.inference.nuts.max_tree_depth if is_mcmc else None, mcmc=is_mcmc
     )
     wall = time.perf_counter() - started
     diag.update(method=cfg.inference.method, wall_seconds=wall, **timings)

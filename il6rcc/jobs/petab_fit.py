@@ -71,7 +71,9 @@ def _prior_draws(problem, key, n: int) -> np.ndarray:
     k1, k2 = jax.random.split(key)
     u = np.asarray(jax.random.uniform(k1, (20 * n, len(lower))))
     proposals = lower + (upper - lower) * u
-    logw = np.asarray(jax.vmap(make_log_prior(problem))(jnp.asarray(proposals)))
+    logw = np.asarray(
+        jax.jit(lambda p: jax.lax.map(make_log_prior(problem), p))(jnp.asarray(proposals))
+    )
     logw = np.where(np.isfinite(logw), logw, -np.inf)
     w = np.exp(logw - logw.max())
     pick = np.asarray(jax.random.choice(k2, len(w), (n,), p=jnp.asarray(w / w.sum())))
@@ -84,7 +86,7 @@ def _datatree(problem, draws: dict, stats: dict, prior: np.ndarray, attrs: dict)
     ids = list(problem.parameters.estimated_ids)
     meas = [f"m{i}" for i in range(problem.n_measurements)]
     table = problem.measurement_table.reset_index(drop=True)
-    return az.from_dict(
+    tree = az.from_dict(
         {
             "posterior": {"theta": draws["theta"]},
             "sample_stats": {
@@ -105,8 +107,9 @@ def _datatree(problem, draws: dict, stats: dict, prior: np.ndarray, attrs: dict)
             "measurement": meas,
             "observable": ("measurement", table["observableId"].astype(str).to_numpy()),
         },
-        attrs=attrs,
     )
+    tree.attrs.update({k: str(v) for k, v in attrs.items()})
+    return tree
 
 
 def run_petab_fit(problem_yaml, out, config=None, overrides=None) -> int:
@@ -162,7 +165,7 @@ def run_petab_fit(problem_yaml, out, config=None, overrides=None) -> int:
     k_prior, k_map, k_init, k_sample = jax.random.split(jax.random.PRNGKey(cfg.inference.seed), 4)
     m = cfg.inference.map
     say(f"MAP: {m.n_starts} starts, up to {m.max_steps} L-BFGS steps each (compiling first)...")
-    res = map_multistart(k_map, model, m.n_starts, m.max_steps, m.tol, data=data)
+    res = map_multistart(k_map, model, m.n_starts, m.max_steps, m.tol, data=data, progress=say)
     potential, unravel, _, post = potential_and_unravel(jax.random.PRNGKey(0), model, data)
     to_theta = jax.jit(lambda x: post(x, data)["theta"])
     starts_theta = [np.asarray(to_theta(jnp.asarray(x))) for x in res.xs]

@@ -174,7 +174,7 @@ def _simulate(run: FittedRun, per_row: dict, conds, condition_rows, times) -> tu
         )
         return obs, ok
 
-    obs, ok = jax.jit(jax.vmap(one))(jnp.asarray(params))
+    obs, ok = jax.jit(lambda ps: jax.lax.map(one, ps))(jnp.asarray(params))
     obs, ok = np.asarray(obs), np.asarray(ok)
     return np.where(ok[:, :, None, None], obs, np.nan), ok, list(np.asarray(t))
 

@@ -29,6 +29,8 @@ def _table(headers, rows) -> str:
 
 
 def _fmt(x) -> str:
+    if x is None:
+        return "n/a"
     if isinstance(x, bool):
         return "yes" if x else "no"
     if isinstance(x, float):
