@@ -1,0 +1,72 @@
+"""Simulation-based calibration (Talts et al. 2018) of the inference on a reduced model.
+
+Model: FeedbackGene (tests/fixtures/compare_job) with the five fold-change rows of the
+comparison test; estimated k and kd (a and K fixed at their defaults, so every
+parameter is identifiable). 60 replicates: parameters drawn from the prior, data drawn
+from the likelihood, NUTS 300 warmup + 300 draws (one chain, thinned by 3 to 100
+draws), rank of the true value among the draws. Ranks must be uniform on 0..100:
+chi-square over 10 bins, p > 0.01 per parameter. About 10 minutes on 2 CPU cores.
+"""
+
+import shutil
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import yaml
+from numpyro.infer import MCMC, NUTS, Predictive
+from scipy.stats import chisquare
+
+from il6rcc.configs import load_config
+from il6rcc.inference import model_fn, prior_fn, problem_data
+from il6rcc.jobs._problem import build_problem
+
+FIX = Path(__file__).parent / "fixtures" / "compare_job"
+REPLICATES, WARMUP, DRAWS, THIN = 60, 300, 300, 3
+
+
+@pytest.mark.slow
+def test_simulation_based_calibration(tmp_path):
+    from test_compare_predict import _synthetic_rows
+
+    for f in ("gene_models.py", "assays.tsv", "nuisance_priors.tsv", "statements.tsv"):
+        shutil.copy(FIX / f, tmp_path / f)
+    _synthetic_rows().to_csv(tmp_path / "evidence_synthetic.tsv", sep="\t", index=False)
+    cfg = yaml.safe_load((FIX / "job.yaml").read_text())
+    cfg["priors"] = {"estimate": ["k", "kd"]}
+    (tmp_path / "sbc.yaml").write_text(yaml.safe_dump(cfg))
+    problem, _ = build_problem(load_config(tmp_path / "sbc.yaml"))
+    data = jax.tree.map(jnp.asarray, problem_data(problem))
+    key = jax.random.PRNGKey(2018)
+    k_prior, k_pred, k_noise, k_mcmc = jax.random.split(key, 4)
+    prior = Predictive(prior_fn(problem), num_samples=REPLICATES)(k_prior, data)
+    latent = {k: v for k, v in prior.items() if k in ("z", "sigma")}
+    sim = Predictive(
+        model_fn(problem), posterior_samples=latent, return_sites=["predicted", "n_failed"]
+    )(k_pred, data)
+    assert int(np.sum(np.asarray(sim["n_failed"]))) == 0
+    row_sd = np.asarray(data["ev"]["row_sd"])
+    noise = np.asarray(jax.random.normal(k_noise, (REPLICATES, row_sd.size))) * row_sd
+    values = np.asarray(sim["predicted"]) + noise
+    mcmc = MCMC(
+        NUTS(model_fn(problem), max_tree_depth=6),
+        num_warmup=WARMUP,
+        num_samples=DRAWS,
+        thinning=THIN,
+        progress_bar=False,
+        jit_model_args=True,
+    )
+    ranks = []
+    for r in range(REPLICATES):
+        ev = dict(data["ev"], row_value=jnp.asarray(values[r]))
+        mcmc.run(jax.random.fold_in(k_mcmc, r), dict(data, ev=ev))
+        draws = np.asarray(mcmc.get_samples()["theta"])
+        truth = np.asarray(prior["theta"])[r]
+        ranks.append(np.sum(draws < truth[None, :], axis=0))
+    ranks = np.array(ranks)  # [replicates, n_params], each in 0..DRAWS // THIN
+    for j, name in enumerate(problem.priors.names):
+        counts = np.histogram(ranks[:, j], bins=10, range=(0, DRAWS // THIN + 1))[0]
+        p = chisquare(counts).pvalue
+        assert p > 0.01, (name, counts, p)
