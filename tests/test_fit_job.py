@@ -186,3 +186,20 @@ def test_report_is_self_contained(tiny_run):
     assert "max_rhat" in text and ("PASS" in text or "FAIL" in text)
     assert "<img" in text and "src='data:image/png;base64," in text
     assert 'src="http' not in text and 'href="http' not in text
+
+
+def test_prior_mass_where_solves_fail_still_finishes_and_is_reported(tmp_path):
+    """Fault injection: max_steps 16 and a 1.5-decade prior on the decay rate make about
+    half of the prior's solves fail (at fast decay rates the solver needs more steps).
+    The fit finishes, reports the failed solves and keeps its draws where solves work."""
+    out = tmp_path / "faulty"
+    overrides = {
+        "solver.max_steps": 16,
+        "priors.overrides": {"k": {"median": 0.5, "log10_sd": 1.5}},
+    }
+    assert run_fit(TINY, out, overrides, quiet=True) == 0
+    diag = json.loads((out / "diagnostics.json").read_text())
+    assert diag["prior_draws_checked"] == 20
+    assert 5 <= diag["prior_draws_with_failed_solves"] < 20
+    assert diag["failed_solves_in_draws"] == 0
+    assert (out / "posterior.nc").is_file() and (out / "figures" / "ranks.png").is_file()
