@@ -49,7 +49,10 @@ def petab_model(problem, solver):
     log_prior = make_log_prior(problem)
 
     def model(data):
-        theta = numpyro.sample("theta", dist.Uniform(lower, upper).to_event(1))
+        # z ~ Logistic(0, 1) makes lower + (upper - lower) * sigmoid(z) uniform within the
+        # bounds: the flat PEtab prior on an unconstrained site, without a transform
+        z = numpyro.sample("z", dist.Logistic(0.0, 1.0).expand([lower.shape[0]]).to_event(1))
+        theta = numpyro.deterministic("theta", lower + (upper - lower) * jax.nn.sigmoid(z))
         simulated, sigma, ok, _ = _evaluate(problem, solver, theta)
         ll = measurement_log_likelihoods(
             problem, jnp.where(ok, simulated, 1.0), jnp.where(ok, sigma, 1.0)
