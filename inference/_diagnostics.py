@@ -38,6 +38,13 @@ def _ebfmi(energy: np.ndarray) -> np.ndarray:
         return np.where(den > 0, num / den, np.nan)
 
 
+def _name_at(table, values: np.ndarray, pick) -> str:
+    """Row name of the worst value ('' when there is no finite value)."""
+    if not values.size or not np.isfinite(values).any():
+        return ""
+    return str(table.index[int(pick(np.where(np.isfinite(values), values, np.nan)))])
+
+
 def diagnose(tree, gates: Gates, max_tree_depth: int | None = None, mcmc: bool = True) -> dict:
     """Diagnostics and pass/fail gates of a posterior DataTree (JSON-ready dict).
 
@@ -75,10 +82,8 @@ def diagnose(tree, gates: Gates, max_tree_depth: int | None = None, mcmc: bool =
         "ebfmi_per_chain": [float(x) for x in ebfmi],
         "treedepth_saturation": saturated,
         "failed_solves_in_draws": n_failed,
-        "worst_rhat_parameter": str(table.index[int(np.nanargmax(rhat))]) if rhat.size else "",
-        "worst_ess_parameter": str(table.index[int(np.nanargmin(ess_bulk))])
-        if ess_bulk.size
-        else "",
+        "worst_rhat_parameter": _name_at(table, rhat, np.nanargmax),
+        "worst_ess_parameter": _name_at(table, ess_bulk, np.nanargmin),
     }
     checks = {
         "max_rhat": (out["max_rhat"], "<", gates.max_rhat),
@@ -88,8 +93,8 @@ def diagnose(tree, gates: Gates, max_tree_depth: int | None = None, mcmc: bool =
         "min_ebfmi": (out["min_ebfmi"], ">=", gates.min_ebfmi),
     }
     gate_results = {}
-    if not mcmc:
-        for name in ("divergences", "min_ebfmi"):
+    if not mcmc:  # independent draws: no chains to compare, no sampler to diagnose
+        for name in ("max_rhat", "divergences", "min_ebfmi"):
             checks.pop(name)
             gate_results[name] = {"value": None, "rule": "not applicable (no MCMC)", "passed": True}
     for name, (value, op, threshold) in checks.items():

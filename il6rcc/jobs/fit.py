@@ -146,7 +146,8 @@ def _prior_solve_failures(problem, data, key, n: int) -> dict:
 
 
 def _save_checkpoint(path: Path, state, done: int, draws: dict, stats: dict, extra: dict):
-    arrays = {f"state/{k}": v for k, v in state_to_arrays(state).items()}
+    """``state`` None: only the stages before sampling (MAP, prior checks) are saved."""
+    arrays = {} if state is None else {f"state/{k}": v for k, v in state_to_arrays(state).items()}
     arrays.update({f"draws/{k}": np.asarray(v) for k, v in draws.items()})
     arrays.update({f"stats/{k}": np.asarray(v) for k, v in stats.items()})
     arrays.update({f"extra/{k}": np.asarray(v) for k, v in extra.items()})
@@ -272,7 +273,13 @@ def _execute(loaded: LoadedConfig, problem, out: Path, man: dict, quiet: bool) -
     timings.update(failures)
     if method in ("nuts", "map"):
         x_map, inverse_mass, map_info, objective = _map_stage(problem, data, cfg, k_map, ckpt, say)
-        ckpt.update(map_x=np.asarray(x_map), map_inverse_mass=np.asarray(inverse_mass))
+        if "map_x" not in ckpt:  # the MAP takes minutes: keep it for --resume
+            ckpt.update(map_x=np.asarray(x_map), map_inverse_mass=np.asarray(inverse_mass))
+            ckpt.update({f"info_{k}": np.asarray(v) for k, v in map_info.items()})
+            _save_checkpoint(ckpt_path, None, 0, {}, {}, ckpt)
+        map_info = map_info or {
+            k[len("info_") :]: v.tolist() for k, v in ckpt.items() if k.startswith("info_")
+        }
         timings.update(map_info)
     if method == "nuts":
         n = cfg.inference.nuts
@@ -291,7 +298,7 @@ def _execute(loaded: LoadedConfig, problem, out: Path, man: dict, quiet: bool) -
             problem, data, k_init, x_map, inverse_mass, n.num_chains, n.max_init_attempts, objective
         )
         state = runner.init(k_sample, init)
-        if state_arrays is not None:
+        if state_arrays:
             state = arrays_to_state(state, state_arrays)
         say("NUTS: compiling the sampler (the first chunk includes compilation)...")
         every = cfg.inference.checkpoint_every
