@@ -82,7 +82,8 @@ def environment() -> dict[str, Any]:
         },
         "load_average_at_start": load_average(),
         "versions": versions(),
-        "argv": [Path(sys.argv[0]).name, *sys.argv[1:]],
+        # file names only: a recorded result must not carry the machine's paths
+        "argv": [Path(a).name if os.sep in a else a for a in sys.argv],
     }
     try:
         import jax
