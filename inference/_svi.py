@@ -45,8 +45,12 @@ def run_svi(
     svi = SVI(model_fn, g, optax.adam(learning_rate), Trace_ELBO())
     key_fit, key_draw = jax.random.split(key)
     result = svi.run(key_fit, steps, data, progress_bar=False)
-    posterior = g.sample_posterior(key_draw, result.params, data, sample_shape=(num_samples,))
-    predictive = Predictive(model_fn, posterior_samples=posterior, batch_size=min(num_samples, 50))
+    # one draw per key (numpyro's sample_shape path broadcasts implicitly)
+    keys = jax.random.split(key_draw, num_samples)
+    posterior = jax.vmap(lambda k: g.sample_posterior(k, result.params, data))(keys)
+    # parallel=False (the default): draws go through the model one after the other, so
+    # a failed solve of one draw cannot touch the others (as it can under vmap)
+    predictive = Predictive(model_fn, posterior_samples=posterior)
     deterministic = predictive(jax.random.PRNGKey(0), data)
     draws = {
         **{k: np.asarray(v) for k, v in posterior.items()},
