@@ -66,7 +66,8 @@ def diagnose(tree, gates: Gates, max_tree_depth: int | None = None, mcmc: bool =
     saturated = (
         float(np.mean(depth >= max_tree_depth)) if depth is not None and max_tree_depth else 0.0
     )
-    n_failed = int(np.asarray(stats["n_failed"]).sum()) if "n_failed" in stats else 0
+    failed = np.asarray(stats["n_failed"]) if "n_failed" in stats else np.zeros(1)
+    n_failed = int(failed.sum())
 
     def worst(values, fn):
         return float(fn(values)) if values.size and not np.isnan(values).any() else float("nan")
@@ -82,6 +83,7 @@ def diagnose(tree, gates: Gates, max_tree_depth: int | None = None, mcmc: bool =
         "ebfmi_per_chain": [float(x) for x in ebfmi],
         "treedepth_saturation": saturated,
         "failed_solves_in_draws": n_failed,
+        "draws_with_failed_solves": int(np.sum(failed > 0)),
         "worst_rhat_parameter": _name_at(table, rhat, np.nanargmax),
         "worst_ess_parameter": _name_at(table, ess_bulk, np.nanargmin),
     }

@@ -407,6 +407,12 @@ def _finish(loaded, problem, out, man, draws, stats, prior, timings, started, sa
     )
     _io.write_json(out / "manifest.json", man)
     (out / CHECKPOINT).unlink(missing_ok=True)
+    if diag["draws_with_failed_solves"]:
+        say(
+            f"note: {diag['draws_with_failed_solves']} of {diag['n_chains'] * diag['n_draws']} "
+            "draws have failed ODE solves (zero likelihood there; for Laplace or SVI draws "
+            "this means the approximation reaches outside the region where the model solves)"
+        )
     if diag["passed"]:
         say(f"done in {wall / 60:.1f} min; all diagnostic gates passed. Outputs in {out}")
     else:
