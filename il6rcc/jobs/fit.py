@@ -283,16 +283,7 @@ def _execute(loaded: LoadedConfig, problem, out: Path, man: dict, quiet: bool) -
         timings.update(map_info)
     if method == "nuts":
         n = cfg.inference.nuts
-        settings = NutsSettings(
-            num_warmup=n.num_warmup,
-            num_samples=n.num_samples,
-            num_chains=n.num_chains,
-            chain_method=n.chain_method,
-            target_accept=n.target_accept,
-            max_tree_depth=n.max_tree_depth,
-            mass_matrix=n.mass_matrix,
-            chunk=min(cfg.inference.checkpoint_every, 25),
-        )
+        settings = nuts_settings(cfg)
         runner = ChainRunner(model_fn(problem), data, settings, inverse_mass)
         init = _init_params(
             problem, data, k_init, x_map, inverse_mass, n.num_chains, n.max_init_attempts, objective
@@ -335,6 +326,21 @@ def _execute(loaded: LoadedConfig, problem, out: Path, man: dict, quiet: bool) -
         )
         stats = _pseudo_stats(draws)
     return _finish(loaded, problem, out, man, draws, stats, prior, timings, started, say)
+
+
+def nuts_settings(cfg) -> NutsSettings:
+    """The sampler settings of a config (chunks of at most 25 iterations)."""
+    n = cfg.inference.nuts
+    return NutsSettings(
+        num_warmup=n.num_warmup,
+        num_samples=n.num_samples,
+        num_chains=n.num_chains,
+        chain_method=n.chain_method,
+        target_accept=n.target_accept,
+        max_tree_depth=n.max_tree_depth,
+        mass_matrix=n.mass_matrix,
+        chunk=min(cfg.inference.checkpoint_every, 25),
+    )
 
 
 def _pseudo_stats(draws: dict) -> dict:

@@ -29,11 +29,11 @@ import pandas as pd
 from .. import _io, runtime
 from ..configs import load_config, shipped_config
 from ..errors import Il6rccError
-from ..inference import ChainRunner, NutsSettings, map_multistart, run_chains
+from ..inference import ChainRunner, map_multistart, run_chains
 from ..inference._diagnostics import Gates, diagnose, summary_table
 from ..inference._map import potential_and_unravel
 from ._manifest import git_state, package_versions
-from .fit import _say
+from .fit import _say, nuts_settings
 
 
 def petab_model(problem, solver):
@@ -181,16 +181,7 @@ def run_petab_fit(problem_yaml, out, config=None, overrides=None) -> int:
         f"{res.condition_number:.3g}; {res.seconds:.0f} s"
     )
     n = cfg.inference.nuts
-    settings = NutsSettings(
-        num_warmup=n.num_warmup,
-        num_samples=n.num_samples,
-        num_chains=n.num_chains,
-        chain_method=n.chain_method,
-        target_accept=n.target_accept,
-        max_tree_depth=n.max_tree_depth,
-        mass_matrix=n.mass_matrix,
-        chunk=min(cfg.inference.checkpoint_every, 25),
-    )
+    settings = nuts_settings(cfg)
     runner = ChainRunner(model, data, settings, res.inverse_mass_matrix)
     chol = np.linalg.cholesky(res.inverse_mass_matrix)
     inits = []
