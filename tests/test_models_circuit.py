@@ -68,10 +68,15 @@ def _all_inputs_conditions():
 
 
 def _check_gradient(every: int):
-    """d/d log(theta) of sum(log observables) vs central differences (h = 1e-4 in log
-    space) for every ``every``-th estimable parameter: relative error < 2e-3 (the
-    adjoint and the differences see the solver and steady-state tolerances differently;
-    the worst seen is 7e-4) with a floor of 1e-3 on small derivatives."""
+    """d/d log(theta) of sum(log observables) vs finite differences for every
+    ``every``-th estimable parameter: relative error < 1e-4 (floor 1e-3 on small
+    derivatives).
+
+    The scalar sums about 3500 log-observables, so the solver's relative error (1e-11)
+    leaves about 1e-8 of noise in it; a central difference with h = 1e-4 turns that into
+    ~5e-5 of noise in the derivative, more than 1e-4 of the smallest derivatives (0.02).
+    The five-point stencil has O(h^4) truncation error, which allows h = 1e-2 and cuts
+    the noise a hundredfold."""
     model = MAIN
     batch = make_batch(model, _all_inputs_conditions())
     settings = SolverSettings(rtol=1e-11, atol=1e-13, max_steps=20000)
@@ -104,25 +109,29 @@ def _check_gradient(every: int):
 
     grad = np.asarray(jax.jit(jax.grad(scalar))(jnp.asarray(z0)))
     f = jax.jit(scalar)
-    h = 1e-4
+    h = 1e-2
     fd = np.zeros_like(grad)
-    checked = list(range(0, len(est), every))
+    # every ``every``-th parameter, plus the ones with the smallest derivatives (the TKI
+    # toxicity IC50s), where a noisy difference shows first
+    small = [i for i, j in enumerate(est) if "tox_ic50" in model.parameter_names[j]]
+    checked = sorted(set(range(0, len(est), every)) | set(small))
     for i in checked:
         e = np.zeros_like(z0)
         e[i] = h
-        fd[i] = (float(f(jnp.asarray(z0 + e))) - float(f(jnp.asarray(z0 - e)))) / (2 * h)
+        vals = [float(f(jnp.asarray(z0 + k * e))) for k in (2, 1, -1, -2)]
+        fd[i] = (-vals[0] + 8 * vals[1] - 8 * vals[2] + vals[3]) / (12 * h)
     grad, fd = grad[checked], fd[checked]
     names = [model.parameter_names[est[i]] for i in checked]
     err = np.abs(grad - fd) / np.maximum(np.abs(fd), 1e-3)
     worst = np.argsort(err)[::-1][:3]
-    assert err.max() < 2e-3, [(names[i], grad[i], fd[i]) for i in worst]
+    assert err.max() < 1e-4, [(names[i], grad[i], fd[i]) for i in worst]
     # every checked parameter influences this scalar (otherwise the check would be vacuous)
     assert np.sum(np.abs(fd) < 1e-9) == 0, [names[i] for i in np.flatnonzero(np.abs(fd) < 1e-9)]
 
 
 def test_gradients_match_central_finite_differences_sample():
-    """Every 6th estimable parameter (the whole set is the slow test below)."""
-    _check_gradient(every=6)
+    """Every 12th estimable parameter (the whole set is the slow test below)."""
+    _check_gradient(every=12)
 
 
 @pytest.mark.slow
