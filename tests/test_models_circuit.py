@@ -125,8 +125,11 @@ def _check_gradient(every: int):
     err = np.abs(grad - fd) / np.maximum(np.abs(fd), 1e-3)
     worst = np.argsort(err)[::-1][:3]
     assert err.max() < 1e-4, [(names[i], grad[i], fd[i]) for i in worst]
-    # every checked parameter influences this scalar (otherwise the check would be vacuous)
-    assert np.sum(np.abs(fd) < 1e-9) == 0, [names[i] for i in np.flatnonzero(np.abs(fd) < 1e-9)]
+    # every checked parameter influences this scalar (otherwise the check would be
+    # vacuous), except the two the main variant switches off: SOCS3 is not induced via
+    # STAT1 there, and TKIs do not act on AKT directly
+    inert = {names[i] for i in np.flatnonzero(np.abs(fd) < 1e-9)}
+    assert inert <= {"w_stat1_socs3", "w_tki_akt"}, inert
 
 
 def test_gradients_match_central_finite_differences_sample():

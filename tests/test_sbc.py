@@ -16,11 +16,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import yaml
-from numpyro.infer import MCMC, NUTS, Predictive
+from numpyro.infer import Predictive
 from scipy.stats import chisquare
 
 from il6rcc.configs import load_config
-from il6rcc.inference import model_fn, prior_fn, problem_data
+from il6rcc.inference import ChainRunner, NutsSettings, model_fn, prior_fn, problem_data, run_chains
+from il6rcc.inference._map import potential_and_unravel
 from il6rcc.jobs._problem import build_problem
 
 FIX = Path(__file__).parent / "fixtures" / "compare_job"
@@ -50,19 +51,31 @@ def test_simulation_based_calibration(tmp_path):
     row_sd = np.asarray(data["ev"]["row_sd"])
     noise = np.asarray(jax.random.normal(k_noise, (REPLICATES, row_sd.size))) * row_sd
     values = np.asarray(sim["predicted"]) + noise
-    mcmc = MCMC(
-        NUTS(model_fn(problem), max_tree_depth=6),
+    # the fit job's own sampler (chunked NUTS, data as an argument: compiled once)
+    settings = NutsSettings(
         num_warmup=WARMUP,
         num_samples=DRAWS,
-        thinning=THIN,
-        progress_bar=False,
-        jit_model_args=True,
+        num_chains=1,
+        max_tree_depth=6,
+        mass_matrix="diag",
+        chunk=100,
     )
+    runner = ChainRunner(model_fn(problem), data, settings)
+    _, unravel, flat0, _ = potential_and_unravel(jax.random.PRNGKey(0), model_fn(problem), data)
+    init = jax.tree.map(lambda x: x[None], unravel(jnp.zeros_like(flat0)))
     ranks = []
     for r in range(REPLICATES):
         ev = dict(data["ev"], row_value=jnp.asarray(values[r]))
-        mcmc.run(jax.random.fold_in(k_mcmc, r), dict(data, ev=ev))
-        draws = np.asarray(mcmc.get_samples()["theta"])
+        runner.data = dict(data, ev=ev)
+        collected = []
+        run_chains(
+            runner,
+            runner.init(jax.random.fold_in(k_mcmc, r), init),
+            0,
+            lambda st, n, stats, draws, sec, acc=collected: acc.append(draws.get("theta")),
+        )
+        draws = np.concatenate([np.asarray(d)[0] for d in collected if d is not None])
+        draws = draws[::THIN]
         truth = np.asarray(prior["theta"])[r]
         ranks.append(np.sum(draws < truth[None, :], axis=0))
     ranks = np.array(ranks)  # [replicates, n_params], each in 0..DRAWS // THIN
