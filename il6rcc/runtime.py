@@ -17,18 +17,26 @@ import warnings
 
 
 def compilation_cache_dir() -> str | None:
-    """Where compiled XLA programs are kept between runs: ``$IL6RCC_JAX_CACHE``, or
-    ``~/.cache/il6rcc/jax``; None when ``IL6RCC_JAX_CACHE=off``."""
-    value = os.environ.get("IL6RCC_JAX_CACHE", "")
-    if value.lower() in ("off", "0", "none", "false"):
+    """Where compiled XLA programs are kept between runs: the folder named by
+    ``$IL6RCC_JAX_CACHE`` (``default`` means ``~/.cache/il6rcc/jax``); None (no
+    persistent cache, the default) when it is unset or ``off``.
+
+    Off by default: while several processes shared the cache, reading a cached
+    executable crashed the process (segfault / abort inside JAX's cache read) twice in
+    our tests. Opt in for a single job at a time, ideally with a folder of its own.
+    """
+    value = os.environ.get("IL6RCC_JAX_CACHE", "").strip()
+    if value.lower() in ("", "off", "0", "none", "false"):
         return None
-    return value or os.path.join(os.path.expanduser("~"), ".cache", "il6rcc", "jax")
+    if value.lower() == "default":
+        return os.path.join(os.path.expanduser("~"), ".cache", "il6rcc", "jax")
+    return value
 
 
 def setup(*, x64: bool = True, on_error: str = "nan") -> None:
-    """Switch on float64, make solver errors non-fatal and keep compiled programs
-    between runs (compiling the circuit's gradient takes minutes; a rerun of the same
-    job then starts at once). Idempotent."""
+    """Switch on float64, make solver errors non-fatal and, when ``IL6RCC_JAX_CACHE``
+    names a folder, keep compiled programs there between runs (compiling the circuit's
+    gradient takes minutes). Idempotent."""
     if "equinox" in sys.modules:
         current = sys.modules["equinox"]._config.EQX_ON_ERROR  # type: ignore[attr-defined]
         if current != on_error:
