@@ -107,4 +107,18 @@ def manifest(loaded, run_loaded, info: dict, argv) -> dict:
     }
 
 
-__all__ = ["git_state", "manifest", "package_versions"]
+def mark_complete(man: dict, diag: dict, wall: float) -> dict:
+    """The manifest of a finished run (exit status, gates, end time)."""
+    import datetime as dt
+
+    man.update(
+        status="complete",
+        exit_status=0,
+        diagnostics_passed=diag["passed"],
+        finished=dt.datetime.now(dt.UTC).isoformat(),
+        wall_seconds=wall,
+    )
+    return man
+
+
+__all__ = ["git_state", "manifest", "mark_complete", "package_versions"]

@@ -13,8 +13,7 @@ from ..configs import load_config
 from ..errors import Il6rccError
 from ..inference import problem_data
 from ..inference._likelihood import row_prediction, unit_deltas
-from ..inference._model import condition_inputs, parameter_rows
-from ..models import simulate_arrays
+from ..inference._model import condition_inputs, parameter_rows, simulate_problem
 from ._problem import build_problem
 
 
@@ -105,18 +104,7 @@ def evidence_predictions(run: FittedRun, draws: dict) -> np.ndarray:
     inputs = jnp.asarray(run.inputs(draws))
 
     def one(r, u):
-        obs, _, ok, _ = simulate_arrays(
-            problem.model,
-            problem.solver,
-            r,
-            u,
-            data["param_index"],
-            data["basal_index"],
-            data["basal_param_index"],
-            data["basal_inputs"],
-            data["times"],
-            groups=problem.groups,
-        )
+        obs, ok = simulate_problem(problem, data, r, u)
         delta = unit_deltas(data["ev"], obs, ok)
         return row_prediction(data["ev"], delta, jnp.zeros(data["blots"].shape[0]))
 

@@ -20,8 +20,6 @@ import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 from scipy.special import logsumexp
@@ -29,7 +27,8 @@ from scipy.stats import norm
 
 from .. import _io
 from ..errors import Il6rccError
-from ..models import Condition, make_batch, simulate_arrays
+from ..models import Condition
+from .predict import simulate_draws
 
 
 @dataclass(frozen=True)
@@ -95,28 +94,9 @@ def candidate_deltas(model, solver, rows_by_line: dict, cands: list[Candidate]) 
     """delta [n_draws, n_candidates] for one hypothesis (parameter rows per cell line,
     each [n_draws, n_params])."""
     keys, conds = _conditions(cands)
-    lines = list(rows_by_line)
-    batch = make_batch(model, conds, row_names=lines)
     times = np.unique([c.time_h for c in cands])
-    params = np.stack([rows_by_line[line] for line in lines], axis=1)
-
-    def one(r):
-        obs, _, ok, _ = simulate_arrays(
-            model,
-            solver,
-            r,
-            jnp.asarray(batch.inputs),
-            jnp.asarray(batch.param_index),
-            jnp.asarray(batch.basal_index),
-            jnp.asarray(batch.basal_param_index),
-            jnp.asarray(batch.basal_inputs),
-            jnp.asarray(times),
-        )
-        return obs, ok
-
-    obs, ok = jax.jit(lambda ps: jax.lax.map(one, ps))(jnp.asarray(params))
-    obs, ok = np.asarray(obs), np.asarray(ok)
-    out = np.full((params.shape[0], len(cands)), np.nan)
+    obs, ok, _ = simulate_draws(model, solver, rows_by_line, conds, times)
+    out = np.full((obs.shape[0], len(cands)), np.nan)
     for j, c in enumerate(cands):
         a = keys[(c.cell_line, tuple(sorted(c.treatment.items())))]
         b = keys[(c.cell_line, tuple(sorted(c.control.items())))]

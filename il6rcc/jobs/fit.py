@@ -49,6 +49,7 @@ from ..inference._lbfgs import BIG, BatchedObjective
 from ..inference._map import potential_and_unravel
 from ..inference._nuts import arrays_to_state, state_to_arrays
 from ._manifest import manifest as build_manifest
+from ._manifest import mark_complete
 from ._problem import build_problem
 
 CHECKPOINT = "checkpoint.npz"
@@ -404,13 +405,7 @@ def _finish(loaded, problem, out, man, draws, stats, prior, timings, started, sa
     diag["device"] = man["device"]
     _io.write_json(out / "diagnostics.json", diag)
     write_figures(tree, problem, out / "figures")
-    man.update(
-        status="complete",
-        exit_status=0,
-        diagnostics_passed=diag["passed"],
-        finished=dt.datetime.now(dt.UTC).isoformat(),
-        wall_seconds=wall,
-    )
+    mark_complete(man, diag, wall)
     _io.write_json(out / "manifest.json", man)
     (out / CHECKPOINT).unlink(missing_ok=True)
     if diag["draws_with_failed_solves"]:

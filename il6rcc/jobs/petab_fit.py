@@ -32,7 +32,7 @@ from ..errors import Il6rccError
 from ..inference import ChainRunner, map_multistart, run_chains
 from ..inference._diagnostics import Gates, diagnose, summary_table
 from ..inference._map import potential_and_unravel
-from ._manifest import git_state, package_versions
+from ._manifest import git_state, mark_complete, package_versions
 from .fit import _say, nuts_settings
 
 
@@ -239,13 +239,7 @@ def run_petab_fit(problem_yaml, out, config=None, overrides=None) -> int:
     (out / "figures").mkdir(exist_ok=True)
     rank_and_trace(tree, out / "figures", log_scale=False)
     prior_vs_posterior(tree, out / "figures", log_scale=False)
-    man.update(
-        status="complete",
-        exit_status=0,
-        diagnostics_passed=diag["passed"],
-        finished=dt.datetime.now(dt.UTC).isoformat(),
-        wall_seconds=wall,
-    )
+    mark_complete(man, diag, wall)
     _io.write_json(out / "manifest.json", man)
     verdict = (
         "all diagnostic gates passed"

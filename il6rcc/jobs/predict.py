@@ -151,19 +151,20 @@ def _quantities(v: dict, lines, p) -> list[dict]:
 STANDARD_INPUTS = ("ifn_alpha", "tocilizumab", "si_socs3", "si_il6")
 
 
-def _simulate(run: FittedRun, per_row: dict, conds, condition_rows, times) -> tuple:
-    """All observables of ``conds`` at ``times`` for every draw: [D, n_cond, n_times,
-    n_obs] (NaN where a solve failed) and the success flags [D, n_cond]."""
-    model = run.model
+def simulate_draws(model, solver, per_row: dict, conds, times, condition_rows=None):
+    """All observables of ``conds`` at ``times`` (sorted, distinct) for every draw of
+    the parameter rows ``per_row`` (name -> [D, n_params]), draws mapped one after the
+    other: observables [D, n_cond, n_times, n_obs] (NaN where a solve failed), success
+    flags [D, n_cond] and the times used."""
     row_names = list(per_row)
     batch = make_batch(model, conds, row_names=row_names, condition_rows=condition_rows)
     params = np.stack([per_row[r] for r in row_names], axis=1)  # [D, n_rows, n_p]
-    t = jnp.asarray(sorted(set(times)))
+    t = jnp.asarray(sorted(set(float(x) for x in times)))
 
     def one(r):
         obs, _, ok, _ = simulate_arrays(
             model,
-            run.problem.solver,
+            solver,
             r,
             jnp.asarray(batch.inputs),
             jnp.asarray(batch.param_index),
@@ -177,6 +178,10 @@ def _simulate(run: FittedRun, per_row: dict, conds, condition_rows, times) -> tu
     obs, ok = jax.jit(lambda ps: jax.lax.map(one, ps))(jnp.asarray(params))
     obs, ok = np.asarray(obs), np.asarray(ok)
     return np.where(ok[:, :, None, None], obs, np.nan), ok, list(np.asarray(t))
+
+
+def _simulate(run: FittedRun, per_row: dict, conds, condition_rows, times) -> tuple:
+    return simulate_draws(run.model, run.problem.solver, per_row, conds, times, condition_rows)
 
 
 def _standard_panel(run: FittedRun, p, per_line: dict, lines) -> tuple[list[dict], np.ndarray]:
