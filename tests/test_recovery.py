@@ -199,7 +199,7 @@ def test_circuit_recovery_over_the_evidence_design():
     w_tki_nfkb, tki_emax_pazopanib, w_stat1_growth, w_akt_growth, w_vessel_growth,
     kd_socs3), w_stat1_il6 in the five lines of the panel (786-O, ACHN, Caki-1,
     TUHR3TKB, TUHR4TKB) and the in-vivo sorafenib and tocilizumab exposures of
-    ishibashi2017. All 18 truths were inside their 90 % intervals, as were the other 63.
+    ishibashi2017. All 18 truths were inside their 90 % intervals, as were the other 60.
     Not identifiable, and why:
 
     * basal transcription (il6_tx_basal, socs3_tx_basal) and the receptor and
