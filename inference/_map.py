@@ -97,6 +97,32 @@ def laplace_inverse_mass(hessian: np.ndarray, floor: float = 0.5):
     return 0.5 * (inverse + inverse.T), cond, n_floored
 
 
+def hessian_directions(hessian: np.ndarray, names, k: int = 3, top: int = 4) -> list[dict]:
+    """The ``k`` stiffest and ``k`` sloppiest eigen-directions of a Hessian (standardised
+    coordinates): each with its eigenvalue, the implied posterior SD along it
+    (1 / sqrt(eigenvalue), NaN when not positive) and the ``top`` coordinates that load
+    most on it (name and component of the unit eigenvector). Stiff directions are what
+    the data pin down (and what limits a sampler's step size); sloppy ones are left to
+    the prior."""
+    h = 0.5 * (np.asarray(hessian) + np.asarray(hessian).T)
+    w, v = np.linalg.eigh(h)
+    n = len(w)
+    picks = [("stiff", i) for i in range(n - 1, max(n - 1 - k, -1), -1)]
+    picks += [("sloppy", i) for i in range(min(k, n))]
+    out = []
+    for kind, i in picks:
+        order = np.argsort(-np.abs(v[:, i]))[:top]
+        out.append(
+            {
+                "kind": kind,
+                "eigenvalue": float(w[i]),
+                "sd": float(1.0 / np.sqrt(w[i])) if w[i] > 0 else float("nan"),
+                "loadings": {str(names[j]): round(float(v[j, i]), 3) for j in order},
+            }
+        )
+    return out
+
+
 def map_multistart(
     key,
     model_fn,
@@ -157,6 +183,7 @@ def map_multistart(
 
 __all__ = [
     "MapResult",
+    "hessian_directions",
     "laplace_inverse_mass",
     "map_multistart",
     "potential_and_unravel",

@@ -268,6 +268,30 @@ def model_fn(problem: Problem):
     return numpyro_model
 
 
+def coordinate_names(problem: Problem, unravel, n: int) -> list[str]:
+    """Readable name of every coordinate of the flat unconstrained vector (``unravel``
+    from :func:`il6rcc.inference._map.potential_and_unravel`): the parameter, cell line,
+    nuisance dose, noise group or blot behind it (tau and sigma are on the log scale)."""
+    pri = problem.priors
+    hier = [pri.names[i] for i in problem.hier_index]
+    a = problem.arrays
+    label = {
+        "z": lambda i: pri.names[i[0]],
+        "tau": lambda i: f"log tau[{hier[i[0]]}]",
+        "z_cell": lambda i: f"z_cell[{problem.row_names[i[0]]}, {hier[i[1]]}]",
+        "z_dose": lambda i: f"dose[{a.nuisance_names[i[0]]}]",
+        "sigma": lambda i: f"log sigma[{a.noise_groups[problem.sd_groups[i[0]]]}]",
+        "blot_scale": lambda i: f"blot_scale[{a.scale_groups[i[0]]}]",
+    }
+    names = [""] * n
+    for site, idx in unravel(jnp.arange(n, dtype=jnp.float64)).items():
+        idx = np.asarray(idx)
+        for pos in np.ndindex(idx.shape):
+            fn = label.get(site, lambda i, site=site: f"{site}{list(i)}")
+            names[int(idx[pos])] = fn(pos)
+    return names
+
+
 def prior_fn(problem: Problem):
     """The prior alone (for prior draws without solving ODEs); same argument."""
 
@@ -280,6 +304,7 @@ def prior_fn(problem: Problem):
 __all__ = [
     "Problem",
     "condition_inputs",
+    "coordinate_names",
     "make_problem",
     "model_fn",
     "natural",

@@ -86,6 +86,13 @@ def test_run_folder_contract(tiny_run):
     }
     assert diag["passed"] == (not diag["failed_gates"])
     assert diag["prior_draws_checked"] == 20 and diag["prior_draws_with_failed_solves"] == 0
+    # the MAP Hessian's stiffest and sloppiest directions, named by coordinate
+    directions = diag["map_hessian_directions"]
+    assert [d["kind"] for d in directions].count("stiff") >= 1
+    named = {n for d in directions for n in d["loadings"]}
+    assert {"a", "k"} & named and all(
+        n in ("a", "k") or n.startswith(("log sigma[", "blot_scale[")) for n in named
+    ), named
     man = json.loads((tiny_run / "manifest.json").read_text())
     assert man["status"] == "complete" and man["exit_status"] == 0
     for key in (

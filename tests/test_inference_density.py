@@ -13,7 +13,8 @@ from il6rcc.inference import (
     model_fn,
     problem_data,
 )
-from il6rcc.inference._map import potential_and_unravel
+from il6rcc.inference._map import hessian_directions, potential_and_unravel
+from il6rcc.inference._model import coordinate_names
 from il6rcc.models import SolverSettings
 
 TIGHT = SolverSettings(rtol=1e-10, atol=1e-12)
@@ -71,3 +72,24 @@ def test_log_density_gradient_matches_finite_differences():
         [(float(potential(z + h * e)) - float(potential(z - h * e))) / (2 * h) for e in np.eye(2)]
     )
     np.testing.assert_allclose(grad, fd, rtol=1e-6)
+
+
+def test_hessian_directions_and_coordinate_names():
+    names = ["stiff_one", "middle", "sloppy_one"]
+    dirs = hessian_directions(np.diag([1e4, 1.0, 0.01]), names, k=1, top=1)
+    assert [d["kind"] for d in dirs] == ["stiff", "sloppy"]
+    assert dirs[0]["loadings"].keys() == {"stiff_one"} and dirs[0]["eigenvalue"] == 1e4
+    np.testing.assert_allclose([dirs[0]["sd"], dirs[1]["sd"]], [0.01, 10.0])
+    assert dirs[1]["loadings"].keys() == {"sloppy_one"}
+    # a rotated pair: both coordinates load equally on the stiff direction
+    r = np.array([[1.0, 1.0], [1.0, -1.0]]) / np.sqrt(2)
+    (stiff,) = hessian_directions(r @ np.diag([100.0, 1.0]) @ r.T, ["x", "y"], k=1)[:1]
+    # loadings are rounded to 3 decimals for the diagnostics file
+    np.testing.assert_allclose(np.abs(list(stiff["loadings"].values())), 2**-0.5, atol=5e-4)
+    assert np.isnan(hessian_directions(-np.eye(1), ["neg"], k=1)[0]["sd"])
+
+    model, arrays = tiny_arrays()
+    problem = make_problem(model, TIGHT, arrays, build_priors(model, ["a", "k"]), SETTINGS)
+    data = jax.tree.map(jnp.asarray, problem_data(problem))
+    _, unravel, flat0, _ = potential_and_unravel(jax.random.PRNGKey(0), model_fn(problem), data)
+    assert coordinate_names(problem, unravel, flat0.shape[0]) == ["a", "k"]

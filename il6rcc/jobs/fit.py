@@ -46,7 +46,8 @@ from ..inference import (
 from ..inference._diagnostics import Gates, diagnose, summary_table
 from ..inference._idata import build_datatree
 from ..inference._lbfgs import BIG, BatchedObjective
-from ..inference._map import potential_and_unravel
+from ..inference._map import hessian_directions, potential_and_unravel
+from ..inference._model import coordinate_names
 from ..inference._nuts import arrays_to_state, state_to_arrays
 from ._manifest import manifest as build_manifest
 from ._manifest import mark_complete
@@ -196,7 +197,15 @@ def _map_stage(problem, data, cfg, key, ckpt: dict, say):
         f"Hessian condition number {res.condition_number:.3g} ({res.n_floored} sloppy "
         f"directions floored); {res.seconds:.0f} s"
     )
+    potential, unravel, _, _ = potential_and_unravel(jax.random.PRNGKey(0), model_fn(problem), data)
+    directions = hessian_directions(res.hessian, coordinate_names(problem, unravel, len(res.x)))
+    stiff = directions[0]
+    say(
+        f"MAP: stiffest direction (eigenvalue {stiff['eigenvalue']:.3g}, posterior SD "
+        f"{stiff['sd']:.2g}): " + ", ".join(f"{k} {v:+.2f}" for k, v in stiff["loadings"].items())
+    )
     info = {
+        "map_hessian_directions": directions,
         "map_potential": res.potential,
         "map_potentials": [float(v) for v in res.potentials],
         "map_condition_number": res.condition_number,
@@ -276,10 +285,11 @@ def _execute(loaded: LoadedConfig, problem, out: Path, man: dict, quiet: bool) -
         x_map, inverse_mass, map_info, objective = _map_stage(problem, data, cfg, k_map, ckpt, say)
         if "map_x" not in ckpt:  # the MAP takes minutes: keep it for --resume
             ckpt.update(map_x=np.asarray(x_map), map_inverse_mass=np.asarray(inverse_mass))
-            ckpt.update({f"info_{k}": np.asarray(v) for k, v in map_info.items()})
+            # as JSON text: an unpicklable numpy string, whatever the value's structure
+            ckpt.update({f"info_{k}": np.asarray(json.dumps(v)) for k, v in map_info.items()})
             _save_checkpoint(ckpt_path, None, 0, {}, {}, ckpt)
         map_info = map_info or {
-            k[len("info_") :]: v.tolist() for k, v in ckpt.items() if k.startswith("info_")
+            k[len("info_") :]: json.loads(str(v)) for k, v in ckpt.items() if k.startswith("info_")
         }
         timings.update(map_info)
     if method == "nuts":
