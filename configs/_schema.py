@@ -226,9 +226,11 @@ class MapSection(Section):
 
 class NutsSection(Section):
     """NUTS settings. ``mass_matrix``: ``laplace`` (dense, from the Hessian at the MAP,
-    fixed), ``dense`` (adapted), or ``diag`` (adapted). ``chain_method``: ``sequential``
-    (one chain after the other; robust to failed solves), ``vectorized`` (all chains in
-    one vmapped program; for GPUs) or ``parallel`` (one device per chain)."""
+    fixed), ``laplace_adapt`` (dense, starts from the Laplace matrix and is adapted in
+    warmup windows), ``dense`` (adapted from the identity), or ``diag`` (adapted).
+    ``chain_method``: ``sequential`` (one chain after the other; robust to failed
+    solves), ``vectorized`` (all chains in one vmapped program; for GPUs) or
+    ``parallel`` (one device per chain)."""
 
     num_warmup: NonNegativeInt = 300
     num_samples: PositiveInt = 500
@@ -236,7 +238,7 @@ class NutsSection(Section):
     chain_method: Literal["sequential", "vectorized", "parallel"] = "sequential"
     target_accept: Annotated[float, Field(gt=0, lt=1)] = 0.8
     max_tree_depth: PositiveInt = 8
-    mass_matrix: Literal["laplace", "dense", "diag"] = "laplace"
+    mass_matrix: Literal["laplace", "laplace_adapt", "dense", "diag"] = "laplace"
     init: Literal["map", "prior"] = "map"
     max_init_attempts: PositiveInt = 20
 

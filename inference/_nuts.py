@@ -6,7 +6,9 @@ is a pytree of arrays: saving it after a chunk and continuing from it in another
 process gives the same draws, bit for bit on CPU, as a run that never stopped.
 
 Mass matrix: ``laplace`` uses the dense inverse Hessian at the MAP, fixed (only the
-step size adapts during warmup); ``dense``/``diag`` use numpyro's windowed adaptation.
+step size adapts during warmup); ``laplace_adapt`` starts from it and adapts it in
+numpyro's warmup windows; ``dense``/``diag`` use numpyro's windowed adaptation from the
+identity.
 Chains: ``sequential`` runs them one after another, ``vectorized`` vmaps them.
 """
 
@@ -40,11 +42,12 @@ class NutsSettings:
 
 
 def make_kernel(model_fn, settings: NutsSettings, inverse_mass_matrix=None) -> NUTS:
-    fixed = settings.mass_matrix == "laplace" and inverse_mass_matrix is not None
+    given = settings.mass_matrix.startswith("laplace") and inverse_mass_matrix is not None
+    fixed = given and settings.mass_matrix == "laplace"
     return NUTS(
         model_fn,
-        inverse_mass_matrix=jnp.asarray(inverse_mass_matrix) if fixed else None,
-        dense_mass=settings.mass_matrix in ("laplace", "dense"),
+        inverse_mass_matrix=jnp.asarray(inverse_mass_matrix) if given else None,
+        dense_mass=settings.mass_matrix in ("laplace", "laplace_adapt", "dense"),
         adapt_mass_matrix=not fixed,
         target_accept_prob=settings.target_accept,
         max_tree_depth=settings.max_tree_depth,
@@ -57,7 +60,8 @@ class ChainRunner:
     Args:
         model_fn: the numpyro model.
         settings: :class:`NutsSettings`.
-        inverse_mass_matrix: dense matrix for ``mass_matrix='laplace'``.
+        inverse_mass_matrix: dense matrix for ``mass_matrix='laplace'`` (fixed) or
+            ``'laplace_adapt'`` (initial value).
     """
 
     def __init__(self, model_fn, data, settings: NutsSettings, inverse_mass_matrix=None):

@@ -93,3 +93,18 @@ def test_hessian_directions_and_coordinate_names():
     data = jax.tree.map(jnp.asarray, problem_data(problem))
     _, unravel, flat0, _ = potential_and_unravel(jax.random.PRNGKey(0), model_fn(problem), data)
     assert coordinate_names(problem, unravel, flat0.shape[0]) == ["a", "k"]
+
+
+def test_mass_matrix_settings_reach_the_kernel():
+    from il6rcc.inference._nuts import NutsSettings, make_kernel
+
+    inverse = np.array([[2.0, 0.5], [0.5, 1.0]])
+    for kind, given, adapt, dense in (
+        ("laplace", True, False, True),
+        ("laplace_adapt", True, True, True),
+        ("dense", False, True, True),
+        ("diag", False, True, False),
+    ):
+        kernel = make_kernel(lambda data: None, NutsSettings(mass_matrix=kind), inverse)
+        assert (kernel._inverse_mass_matrix is not None) == given, kind
+        assert kernel._adapt_mass_matrix == adapt and kernel._dense_mass == dense, kind
