@@ -21,3 +21,6 @@ from ._priors import PriorSpec as PriorSpec
 from ._priors import build_priors as build_priors
 from ._priors import prior_table as prior_table
 from ._priors import read_prior_table as read_prior_table
+from ._recovery import simulated_evidence as simulated_evidence
+from ._recovery import standardised_quantities as standardised_quantities
+from ._recovery import truth_point as truth_point
