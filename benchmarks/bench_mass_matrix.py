@@ -43,6 +43,7 @@ import numpy as np  # noqa: E402
 
 from il6rcc.inference import ChainRunner, NutsSettings, map_multistart, run_chains  # noqa: E402
 from il6rcc.inference._map import potential_and_unravel  # noqa: E402
+from il6rcc.inference._nuts import chain_starts  # noqa: E402
 
 REPO = C.REPO
 CACHED = ("x", "inverse_mass_matrix", "potential", "condition_number", "n_floored", "seconds")
@@ -202,18 +203,15 @@ def main(argv=None) -> int:
             np.savez(cache, **{k: getattr(res, k) for k in CACHED})
     print(f"MAP {res.potential:.4f}, condition {res.condition_number:.3g}, {res.seconds:.0f} s")
     potential, unravel, _, _ = potential_and_unravel(jax.random.PRNGKey(0), model, data)
-    chol = np.linalg.cholesky(res.inverse_mass_matrix)
-    inits = []
-    for c in range(args.chains):
-        for attempt in range(20):
-            zc = np.asarray(
-                jax.random.normal(jax.random.fold_in(key_init, 100 * c + attempt), (len(res.x),))
-            )
-            x = res.x + 0.2 * chol @ zc
-            if np.isfinite(float(potential(jnp.asarray(x), data))):
-                inits.append(unravel(jnp.asarray(x)))
-                break
-    inits = jax.tree.map(lambda *xs: jnp.stack(xs), *inits)
+    inits = chain_starts(
+        lambda x: float(potential(jnp.asarray(x), data)),
+        unravel,
+        key_init,
+        res.x,
+        res.inverse_mass_matrix,
+        args.chains,
+        stride=100,
+    )
     rows = []
     for kind in args.kinds.split(","):
         settings = NutsSettings(

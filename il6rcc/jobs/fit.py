@@ -48,7 +48,7 @@ from ..inference._idata import build_datatree
 from ..inference._lbfgs import BIG, BatchedObjective
 from ..inference._map import hessian_directions, potential_and_unravel
 from ..inference._model import coordinate_names
-from ..inference._nuts import arrays_to_state, state_to_arrays
+from ..inference._nuts import arrays_to_state, chain_starts, state_to_arrays
 from ._manifest import manifest as build_manifest
 from ._manifest import mark_complete
 from ._problem import build_problem
@@ -222,25 +222,12 @@ def _init_params(
     finite log density; at most ``max_attempts`` tries per chain, then a clear error."""
     potential, unravel, _, _ = potential_and_unravel(jax.random.PRNGKey(0), model_fn(problem), data)
     objective = objective or BatchedObjective(potential, data, batch=1)
-    chol = np.linalg.cholesky(inverse_mass + 1e-12 * np.eye(len(x_map)))
-    starts = []
-    for chain in range(n_chains):
-        for attempt in range(max_attempts):
-            z = np.asarray(
-                jax.random.normal(jax.random.fold_in(key, chain * 1000 + attempt), (len(x_map),))
-            )
-            x = x_map + 0.2 * chol @ z
-            value, _ = objective(x[None, :])
-            if np.isfinite(value[0]) and value[0] < BIG:
-                starts.append(x)
-                break
-        else:
-            raise Il6rccError(
-                f"could not find a finite starting point for chain {chain + 1} in "
-                f"{max_attempts} attempts around the MAP (every attempt had a failed ODE solve "
-                f"or a non-finite log density); check the priors and solver settings"
-            )
-    return jax.tree.map(lambda *xs: jnp.stack(xs), *[unravel(jnp.asarray(x)) for x in starts])
+
+    def value(x):
+        v = float(objective(x[None, :])[0][0])
+        return v if v < BIG else float("inf")
+
+    return chain_starts(value, unravel, key, x_map, inverse_mass, n_chains, max_attempts)
 
 
 def _execute(loaded: LoadedConfig, problem, out: Path, man: dict, quiet: bool) -> int:

@@ -32,6 +32,7 @@ from ..errors import Il6rccError
 from ..inference import ChainRunner, map_multistart, run_chains
 from ..inference._diagnostics import Gates, diagnose, summary_table
 from ..inference._map import potential_and_unravel
+from ..inference._nuts import chain_starts
 from ._manifest import git_state, mark_complete, package_versions
 from .fit import _say, nuts_settings
 
@@ -183,20 +184,16 @@ def run_petab_fit(problem_yaml, out, config=None, overrides=None) -> int:
     n = cfg.inference.nuts
     settings = nuts_settings(cfg)
     runner = ChainRunner(model, data, settings, res.inverse_mass_matrix)
-    chol = np.linalg.cholesky(res.inverse_mass_matrix)
-    inits = []
-    for c in range(n.num_chains):
-        for attempt in range(n.max_init_attempts):
-            z = np.asarray(
-                jax.random.normal(jax.random.fold_in(k_init, 1000 * c + attempt), (len(res.x),))
-            )
-            x = res.x + 0.2 * chol @ z
-            if np.isfinite(float(potential(jnp.asarray(x), data))):
-                inits.append(unravel(jnp.asarray(x)))
-                break
-        else:
-            raise Il6rccError(f"no finite starting point for chain {c + 1} near the MAP")
-    state = runner.init(k_sample, jax.tree.map(lambda *xs: jnp.stack(xs), *inits))
+    inits = chain_starts(
+        lambda x: float(potential(jnp.asarray(x), data)),
+        unravel,
+        k_init,
+        res.x,
+        res.inverse_mass_matrix,
+        n.num_chains,
+        n.max_init_attempts,
+    )
+    state = runner.init(k_sample, inits)
     draws: dict = {}
     stats: dict = {}
 
