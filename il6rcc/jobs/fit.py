@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import yaml
+from jax.flatten_util import ravel_pytree
 
 from .. import _io
 from ..configs import LoadedConfig, load_config
@@ -197,7 +198,7 @@ def _map_stage(problem, data, cfg, key, ckpt: dict, say):
         f"Hessian condition number {res.condition_number:.3g} ({res.n_floored} sloppy "
         f"directions floored); {res.seconds:.0f} s"
     )
-    potential, unravel, _, _ = potential_and_unravel(jax.random.PRNGKey(0), model_fn(problem), data)
+    _, unravel = ravel_pytree(res.params)  # the MAP's own site layout, no model re-run
     directions = hessian_directions(res.hessian, coordinate_names(problem, unravel, len(res.x)))
     stiff = directions[0]
     say(
