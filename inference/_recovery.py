@@ -64,7 +64,7 @@ def _contrasts_at(problem: Problem, point: dict) -> np.ndarray:
     data = problem_data(problem)
     with handlers.seed(rng_seed=0), handlers.substitute(data=point):
         rows, inputs, _, _ = sample_parameters(problem, data)
-    obs, ok = jax.jit(lambda r, i: simulate_problem(problem, data, r, i))(rows, inputs)
+    obs, ok = simulate_problem(problem, data, rows, inputs)  # simulate_arrays is jitted
     ok = np.asarray(ok)
     if not ok.all():
         batch = problem.arrays.batch
