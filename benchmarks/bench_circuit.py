@@ -10,7 +10,7 @@ conditions, outputs at 11 times up to 72 h, rtol 1e-6, atol 1e-8, default parame
 * scipy ``solve_ivp`` BDF and LSODA (forward) with the model's vector field jitted
   by JAX as right-hand side and ``jax.jacfwd`` as Jacobian; the gradient by BDF
   forward sensitivities (augmented system, see ``_scipy_circuit.py``);
-* AMICI on the same model exported with ``il6rcc.petab.export_problem``: forward, and
+* AMICI on the same model exported with ``il6rcc.petab_io.export_problem``: forward, and
   the same gradient from forward sensitivities (``sy``) of all 92 model parameters;
   import/compile timed apart; 1 and 2 OpenMP threads.
 
@@ -278,8 +278,8 @@ def prepare_amici(prob: Problem, il_obs: np.ndarray, rounds: Rounds, workdir: Pa
     import petab.v1 as petab
     from amici.sim.sundials.petab.v1 import create_parameterized_edatas
 
-    from il6rcc.petab import ExportMeasurement, export_problem
-    from il6rcc.petab._export import petab_id
+    from il6rcc.petab_io import ExportMeasurement, export_problem
+    from il6rcc.petab_io._export import petab_id
 
     A.quiet()
 

@@ -51,7 +51,7 @@ CACHED = ("x", "inverse_mass_matrix", "potential", "condition_number", "n_floore
 
 def boehm():
     from il6rcc.jobs.petab_fit import petab_model
-    from il6rcc.petab import DEFAULT_SOLVER, load_problem, problem_path
+    from il6rcc.petab_io import DEFAULT_SOLVER, load_problem, problem_path
 
     problem = load_problem(problem_path("Boehm_JProteomeRes2014"))
     return petab_model(problem, DEFAULT_SOLVER), {}, 8

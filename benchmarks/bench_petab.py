@@ -3,7 +3,7 @@
 
 For Boehm_JProteomeRes2014 and Bachmann_MSB2011 (shipped with il6rcc), in one run:
 
-* il6rcc: ``il6rcc.petab.make_llh`` at the nominal parameters (its default solver:
+* il6rcc: ``il6rcc.petab_io.make_llh`` at the nominal parameters (its default solver:
   Kvaerno5, rtol = atol = 1e-8, conditions one after another), the llh and its
   gradient (``jax.grad``) w.r.t. the estimated parameters on their PEtab scales;
   loading the problem, tracing and compiling timed apart;
@@ -31,7 +31,7 @@ C.setup()  # float64 and EQX_ON_ERROR=nan before JAX/equinox are imported
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from il6rcc.petab import DEFAULT_SOLVER, load_problem, make_llh, problem_path  # noqa: E402
+from il6rcc.petab_io import DEFAULT_SOLVER, load_problem, make_llh, problem_path  # noqa: E402
 
 PROBLEMS = ("Boehm_JProteomeRes2014", "Bachmann_MSB2011")
 #: Published reference llh at the nominal parameters (AMICI benchmark collection).

@@ -136,7 +136,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return lint_main(args.paths)
     if args.command == "petab":
-        from . import petab
+        from . import petab_io as petab
 
         if args.petab_command == "llh":
             return petab.llh_main(args.problem, rtol=args.rtol, atol=args.atol)

@@ -17,7 +17,7 @@ def problem_path(name: str) -> Path:
         raise PetabError(
             f"unknown shipped PEtab problem {name!r}; valid: {choices(BENCHMARK_PROBLEMS)}"
         )
-    return Path(str(files("il6rcc.petab").joinpath("problems", name, f"{name}.yaml")))
+    return Path(str(files("il6rcc.petab_io").joinpath("problems", name, f"{name}.yaml")))
 
 
 __all__ = ["BENCHMARK_PROBLEMS", "problem_path"]

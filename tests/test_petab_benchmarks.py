@@ -1,5 +1,5 @@
 """Published PEtab problems: reference log-likelihoods, simulated observables and
-gradients (the problems shipped as il6rcc.petab package data, so a clean checkout
+gradients (the problems shipped as il6rcc.petab_io package data, so a clean checkout
 suffices).
 
 Tolerances: the reference values are compared with rtol 1e-3 as in AMICI's benchmark
@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from il6rcc.petab import (
+from il6rcc.petab_io import (
     BENCHMARK_PROBLEMS,
     load_problem,
     make_llh,

@@ -3,7 +3,7 @@
 import pytest
 
 from il6rcc.errors import PetabError
-from il6rcc.petab import export_main, llh_main, load_problem, problem_path
+from il6rcc.petab_io import export_main, llh_main, load_problem, problem_path
 
 
 def test_llh_main_prints_a_bare_number_last(capsys):

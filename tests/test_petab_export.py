@@ -16,7 +16,7 @@ import pytest
 import sympy
 
 from il6rcc.models import RCCCircuit, SolverSettings, simulate
-from il6rcc.petab import (
+from il6rcc.petab_io import (
     ExportMeasurement,
     build_sbml,
     export_problem,
@@ -25,8 +25,8 @@ from il6rcc.petab import (
     model_expressions,
     synthetic_measurements,
 )
-from il6rcc.petab._cli import EXAMPLE_CONDITIONS, EXAMPLE_NOISE_PARAMETERS, EXAMPLE_TIMES
-from il6rcc.petab._export import sympy_to_ast
+from il6rcc.petab_io._cli import EXAMPLE_CONDITIONS, EXAMPLE_NOISE_PARAMETERS, EXAMPLE_TIMES
+from il6rcc.petab_io._export import sympy_to_ast
 
 SOLVER = SolverSettings(rtol=1e-8, atol=1e-8, max_steps=100_000, batching="map")
 CONDITIONS = EXAMPLE_CONDITIONS[:3] + EXAMPLE_CONDITIONS[4:]  # 786-O x3, ACHN + IL-6
@@ -169,7 +169,7 @@ def test_export_rejects_bad_measurements(tmp_path):
 def test_gradient_through_preequilibration_matches_finite_differences(exported):
     import jax
 
-    from il6rcc.petab import make_llh
+    from il6rcc.petab_io import make_llh
 
     _, _, yaml_path = exported
     llh, table = make_llh(load_problem(yaml_path), SOLVER)

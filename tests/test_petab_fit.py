@@ -9,7 +9,7 @@ import pytest
 import xarray as xr
 
 from il6rcc.jobs.petab_fit import run_petab_fit
-from il6rcc.petab import DEFAULT_SOLVER, load_problem, make_llh, problem_path
+from il6rcc.petab_io import DEFAULT_SOLVER, load_problem, make_llh, problem_path
 
 BUDGET = {
     "inference.map.n_starts": 2,

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from il6rcc.errors import PetabError
-from il6rcc.petab import load_problem, problem_path
+from il6rcc.petab_io import load_problem, problem_path
 
 NAME = "Boehm_JProteomeRes2014"
 MEASUREMENTS = f"measurementData_{NAME}.tsv"

@@ -12,9 +12,9 @@ import sympy
 from petab.v1.calculate import calculate_single_llh
 
 from il6rcc.errors import PetabError
-from il6rcc.petab import ParameterTable, make_log_prior
-from il6rcc.petab._likelihood import measurement_log_likelihoods
-from il6rcc.petab._math import (
+from il6rcc.petab_io import ParameterTable, make_log_prior
+from il6rcc.petab_io._likelihood import measurement_log_likelihoods
+from il6rcc.petab_io._math import (
     JaxBackend,
     SympyBackend,
     evaluate,

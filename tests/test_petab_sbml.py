@@ -10,9 +10,9 @@ import pytest
 
 from il6rcc.errors import PetabError
 from il6rcc.models import Condition, SolverSettings, simulate
-from il6rcc.petab import SbmlModel
-from il6rcc.petab._math import evaluate
-from il6rcc.petab._sbml import compile_sbml
+from il6rcc.petab_io import SbmlModel
+from il6rcc.petab_io._math import evaluate
+from il6rcc.petab_io._sbml import compile_sbml
 
 K = 0.3  # 1/time, rate constant of A -> B + C
 V1, V2 = 2.0, 0.5  # compartment sizes

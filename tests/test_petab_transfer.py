@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import il6rcc.petab
+import il6rcc.petab_io
 from il6rcc.errors import PetabError
 from il6rcc.models.circuit import PARAMETERS
-from il6rcc.petab import (
+from il6rcc.petab_io import (
     DEFAULT_SOLVER,
     fit_map,
     laplace_approximation,
@@ -29,10 +29,10 @@ from il6rcc.petab import (
     problem_path,
     propagate,
 )
-from il6rcc.petab._fit import _starts
-from il6rcc.petab._simulate import condition_parameters, steady_state
+from il6rcc.petab_io._fit import _starts
+from il6rcc.petab_io._simulate import condition_parameters, steady_state
 
-PRIORS = Path(il6rcc.petab.__file__).parent / "priors"
+PRIORS = Path(il6rcc.petab_io.__file__).parent / "priors"
 TABLE = PRIORS / "transfer_priors.tsv"
 CIRCUIT = {p.name: p for p in PARAMETERS}
 #: AMICI's benchmark value at Boehm's nominal parameters (tests/test_petab_benchmarks.py).

@@ -24,12 +24,12 @@ def prior_table_paths(loaded: LoadedConfig) -> list[Path]:
 
 
 def _resolve_prior_table(loaded: LoadedConfig, name: str) -> Path:
-    """``builtin:transfer`` is the prior table shipped with il6rcc.petab (derived from
+    """``builtin:transfer`` is the prior table shipped with il6rcc.petab_io (derived from
     the Bachmann and Raia fits); anything else is a path relative to the config."""
     if name == "builtin:transfer":
-        from .. import petab
+        from .. import petab_io
 
-        return Path(petab.__file__).resolve().parent / "priors" / "transfer_priors.tsv"
+        return Path(petab_io.__file__).resolve().parent / "priors" / "transfer_priors.tsv"
     return loaded.resolve(name)
 
 

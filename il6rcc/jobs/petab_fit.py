@@ -43,8 +43,8 @@ def petab_model(problem, solver):
     import numpyro
     import numpyro.distributions as dist
 
-    from ..petab import make_log_prior
-    from ..petab._likelihood import _evaluate, measurement_log_likelihoods
+    from ..petab_io import make_log_prior
+    from ..petab_io._likelihood import _evaluate, measurement_log_likelihoods
 
     lower, upper = (jnp.asarray(b) for b in problem.parameters.bounds_theta)
     log_prior = make_log_prior(problem)
@@ -69,7 +69,7 @@ def petab_model(problem, solver):
 def _prior_draws(problem, key, n: int) -> np.ndarray:
     """Draws of the prior (bounded, with the objective priors): uniform proposals within
     the bounds resampled by importance weight. [n, n_estimated]."""
-    from ..petab import make_log_prior
+    from ..petab_io import make_log_prior
 
     lower, upper = problem.parameters.bounds_theta
     k1, k2 = jax.random.split(key)
@@ -117,7 +117,7 @@ def _datatree(problem, draws: dict, stats: dict, prior: np.ndarray, attrs: dict)
 
 
 def run_petab_fit(problem_yaml, out, config=None, overrides=None) -> int:
-    from ..petab import DEFAULT_SOLVER, load_problem
+    from ..petab_io import DEFAULT_SOLVER, load_problem
     from .figures import prior_vs_posterior, rank_and_trace
 
     started = time.perf_counter()

@@ -24,7 +24,7 @@ How a fitted quantity becomes a prior (all on log10 scales):
 1. ``q(theta)``, the circuit quantity as a function of the source parameters (linear
    values, time in minutes converted to hours), at the MAP; its Laplace standard
    deviation ``s = sqrt(a^T Sigma a)`` with ``a = d log10 q / d theta`` (delta method,
-   :func:`il6rcc.petab.propagate`). A quantity whose sources are not all identifiable
+   :func:`il6rcc.petab_io.propagate`). A quantity whose sources are not all identifiable
    is not transferred (the circuit keeps its default prior).
 2. Several sources for one parameter: the median is the mean of their log10 values and
    the variance the mean of their variances plus the variance between them (ddof 1).
@@ -328,7 +328,7 @@ NOT_TRANSFERRED: dict[str, str] = {
 def _fit(name: str, verbose: bool):
     import dataclasses
 
-    from il6rcc.petab import DEFAULT_SOLVER, fit_map, load_problem, problem_path
+    from il6rcc.petab_io import DEFAULT_SOLVER, fit_map, load_problem, problem_path
 
     settings = dict(FITS[name])
     solver = dataclasses.replace(DEFAULT_SOLVER, max_steps=settings.pop("solver_max_steps"))
@@ -345,7 +345,7 @@ def transfer_rows(fits: dict, defaults: dict[str, tuple[float, float]]) -> pd.Da
     the circuit's default priors (``defaults``: name -> (median, log10_sd))."""
     import jax.numpy as jnp
 
-    from il6rcc.petab import propagate
+    from il6rcc.petab_io import propagate
 
     rows = []
     for t in TRANSFERS:
