@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -70,6 +71,10 @@ def record_attempt(sweep_dir: Path, name: str, attempt: dict) -> None:
     _io.write_json(path, state)
 
 
+#: the last line of a Python traceback: ``SomeError: message``
+_EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b(: .*)?$")
+
+
 def _error_of(output: str, returncode: int) -> str:
     """The one-line reason an attempt failed, from its output and exit status."""
     lines = [ln.rstrip() for ln in output.splitlines() if ln.strip()]
@@ -83,7 +88,9 @@ def _error_of(output: str, returncode: int) -> str:
         except ValueError:
             name = f"signal {-returncode}"
         return f"killed by {name}"
-    tail = lines[-1] if lines else "no output"
+    # a traceback: its exception line (the last one; JAX may append a note after it)
+    raised = [ln for ln in lines if _EXCEPTION.match(ln)]
+    tail = raised[-1] if raised else (lines[-1] if lines else "no output")
     return f"exit status {returncode}: {tail}"[:500]
 
 
