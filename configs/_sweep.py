@@ -180,6 +180,16 @@ class SlurmSection(Section):
     additional: dict[str, str | int] = Field(default_factory=dict)
     poll_seconds: Annotated[float, Field(gt=0)] = 15.0
 
+    @model_validator(mode="after")
+    def _signal_before_limit(self):
+        if self.signal_delay_s >= self.time_min * 60:
+            raise ValueError(
+                f"signal_delay_s ({self.signal_delay_s} s) must be shorter than time_min "
+                f"({self.time_min} min): it is how long before the limit the task is told "
+                "to stop"
+            )
+        return self
+
 
 class ExecutorSection(Section):
     """Where elements run. ``kind``: ``local`` (a pool of ``jobs`` processes on this

@@ -6,6 +6,13 @@ Rerunning the same command skips complete elements, resumes unfinished ones from
 checkpoints and retries failed ones; a failed element never stops the others. The
 sweep's own files (element configs, logs, attempt records, Slurm files) live in
 ``DIR/_sweep/``; ``then`` steps write ``DIR/compare/`` and ``DIR/sbc/``.
+
+Modules: ``_plan`` (axes -> elements -> validated, self-contained configs), ``_element``
+(one attempt of one element, in its own process; state read off the run folder),
+``_local`` and ``_slurm`` (executors), ``_index`` (sweep.csv), ``_then`` (steps after),
+``_sbc`` (the SBC axis). Another kind of element (profile-likelihood points, say) is an
+axis type in :mod:`il6rcc.configs` and a command in ``ElementRunner.command``; the
+executors, the index, skip/resume/retry and requeueing are shared.
 """
 
 from __future__ import annotations
