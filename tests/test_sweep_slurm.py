@@ -7,7 +7,8 @@ test is skipped with the reason (set IL6RCC_REQUIRE_SLURM=1 to make that a failu
 CI does). Two tiny NUTS fits run as one job array; one is sent USR2 mid-sampling, the
 signal Slurm sends before a time limit or on preemption: submitit requeues it, and the
 requeued task continues the run with ``il6rcc fit --resume``. Its draws must equal the
-uninterrupted element's, bit for bit. About 2 minutes on 2 CPU cores.
+uninterrupted element's, bit for bit. Slurm holds a requeued task about 2 minutes
+before it starts again, so the test takes that plus three tiny fits.
 """
 
 import csv
@@ -98,14 +99,14 @@ def test_killed_element_is_requeued_and_resumes_to_the_same_draws(slurm, tmp_pat
                 signalled = time.monotonic() - t0
                 break
             time.sleep(0.1)
-        # Slurm holds a requeued job for about 2 minutes before it is eligible again;
-        # once it is back in the queue, let it start now (saves the test that wait)
+        # the task back in the queue, requeued: Slurm holds it about 2 minutes (until
+        # the credential of its killed run expires; starting it earlier fails), then
+        # starts it again
         while signalled and driver.poll() is None and time.monotonic() < deadline:
             state = subprocess.run(
                 ["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True
             ).stdout.strip()
             if state == "PENDING":
-                subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"])
                 requeued = time.monotonic() - t0
                 break
             time.sleep(0.2)
