@@ -113,7 +113,9 @@ def test_sign_row_direction(tmp_path):
     assert [w for w, _ in terms(a, 0)] == [-1.0, 1.0]
 
 
-def test_rank_over_cell_lines_expands_to_pairs(tmp_path):
+def test_rank_over_cell_lines_has_adjacent_tier_units(tmp_path):
+    """A rank's units are the pairs of members of adjacent tiers: 786-O > ACHN follows
+    by transitivity and is not a unit of its own."""
     a = arrays_of(
         tmp_path,
         {
@@ -123,20 +125,53 @@ def test_rank_over_cell_lines_expands_to_pairs(tmp_path):
             columns.CONTROL: "",
         },
     )
-    pairs = set()
+    pairs = []
     for u in range(a.n_units):
         (w_lo, lo), (w_hi, hi) = terms(a, u)
         assert (w_lo, w_hi) == (-1.0, 1.0)
-        pairs.add((hi.split("|")[0], lo.split("|")[0]))
-    assert pairs == {
-        ("786-O", "Caki-1"),
-        ("786-O", "TUHR3TKB"),
-        ("786-O", "ACHN"),
-        ("Caki-1", "ACHN"),
-        ("TUHR3TKB", "ACHN"),
-    }
+        pairs.append((hi.split("|")[0], lo.split("|")[0]))
+    assert sorted(pairs) == sorted(
+        [
+            ("786-O", "Caki-1"),
+            ("786-O", "TUHR3TKB"),
+            ("Caki-1", "ACHN"),
+            ("TUHR3TKB", "ACHN"),
+        ]
+    )
     assert set(a.unit_direction) == {1}
     assert set(a.unit_row) == {0}
+    # one ordinal observation: 4 entities, and one chain per order of the middle tier
+    assert a.entity_row.tolist() == [0] * 4
+    assert a.chain_row.tolist() == [0, 0] and a.chain_sign.tolist() == [1, 1]
+    assert a.top_entity.tolist() == [0, 0] and a.bottom_entity.tolist() == [3, 3]
+    assert sorted(a.chain_middle.tolist()) == [[1, 2], [2, 1]]
+
+
+def test_rank_links_give_member_levels(tmp_path):
+    """Entity levels rebuilt from the units through the links equal the members' own
+    log levels (relative to the first member), for tiers of any size."""
+    a = arrays_of(
+        tmp_path,
+        {
+            columns.KIND: "rank",
+            columns.DIRECTION: "none",
+            columns.CELL_LINE: "786-O, Caki-2 > Caki-1, TUHR3TKB, TUHR4TKB > ACHN, A-498",
+            columns.CONTROL: "",
+        },
+    )
+    rng = np.random.default_rng(0)
+    log_y = rng.normal(size=a.batch.n_conditions)  # one level per condition
+    delta = np.zeros(a.n_units)
+    np.add.at(delta, a.term_unit, a.term_weight * log_y[a.term_cond])
+    level = np.zeros(len(a.entity_row))
+    np.add.at(level, a.link_entity, a.link_sign * delta[a.link_unit])
+    lines = ["786-O", "Caki-2", "Caki-1", "TUHR3TKB", "TUHR4TKB", "ACHN", "A498"]
+    own = np.array(
+        [log_y[a.batch.ids.index(f"{line}|ifn_alpha=~fixture.ifn_alpha")] for line in lines]
+    )
+    np.testing.assert_allclose(level, own - own[0], atol=1e-12)
+    assert a.n_units == 2 * 3 + 3 * 2
+    assert a.n_chains == 6  # 3! orders of the middle tier
 
 
 def test_rank_of_fold_changes_has_four_terms(tmp_path):
@@ -166,7 +201,7 @@ def test_rank_over_a_dose_series(tmp_path):
             columns.CONTROL: "",
         },
     )
-    assert a.n_units == 3
+    assert a.n_units == 2  # adjacent tiers only
     top = terms(a, 0)
     assert top == [(-1.0, "786-O|sorafenib=1"), (1.0, "786-O|sorafenib=10")]  # nM -> uM
     sor = MODEL.index("inputs", "sorafenib")
