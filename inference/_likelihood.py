@@ -35,6 +35,7 @@ functions as an argument, so compiled programs do not depend on the data's value
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -61,7 +62,7 @@ class LikelihoodSettings:
     probit_scale: float = 0.3
     not_significant_effect: float = 0.7
     not_significant_floor: float = 0.2
-    weighting: str = "row"
+    weighting: Literal["row", "statement"] = "row"
     rank_grid: int = 256
 
     def __post_init__(self) -> None:
