@@ -17,6 +17,9 @@ How rows become units and terms (``delta = sum weight * log y(condition, time, o
   control when one is given. The row's ordinal structure (entities, links from units
   to entity levels, chains: see :class:`EvidenceArrays`) comes from
   :func:`rank_structure`;
+* contrast scale: the probit scale of a qualitative row at each candidate time t is
+  multiplied by its assay's ``contrast_scale(t)`` (tumour volumes: growth-rate
+  contrasts, see ``assays.tsv``);
 * times: a known time is one candidate of weight 1; ``unknown`` takes the assay's grid
   and weights (``assays.tsv``); stated candidates ``1|2|24`` get equal weights. A
   control read at ``control_time_h`` uses that time for every candidate.
@@ -284,6 +287,7 @@ def build_arrays(
     n_rows = len(rows)
     row_time_index = np.zeros((n_rows, k_max), dtype=np.int32)
     row_time_logw = np.full((n_rows, k_max), -np.inf)
+    row_contrast_scale = np.ones((n_rows, k_max))
     row_kind = np.zeros(n_rows, dtype=np.int32)
     row_value = np.full(n_rows, np.nan)
     row_log_sd = np.full(n_rows, np.nan)
@@ -300,6 +304,8 @@ def build_arrays(
         idx = [t_index[t] for t in row.times]
         row_time_index[r] = idx + [idx[0]] * (k_max - len(idx))
         row_time_logw[r, : len(idx)] = np.log(np.asarray(row.time_weights))
+        scales = [row.assay.contrast_scale(t) for t in row.times]
+        row_contrast_scale[r] = scales + [scales[0]] * (k_max - len(scales))
         row_kind[r] = ROW_KINDS.index(row.kind)
         if row.value is not None:
             row_value[r] = math.log(row.value)
@@ -354,6 +360,7 @@ def build_arrays(
         row_scale_group=row_scale,
         row_time_index=row_time_index,
         row_time_logw=row_time_logw,
+        row_contrast_scale=row_contrast_scale,
         unit_row=np.asarray(unit_row, dtype=np.int32),
         unit_direction=np.asarray(unit_direction, dtype=np.int32),
         term_unit=np.asarray(term_unit, dtype=np.int32),

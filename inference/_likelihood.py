@@ -3,7 +3,8 @@
 A row's model quantity is the contrast delta of its units (see
 :mod:`il6rcc.data`): sum of weight * log(observable) over its terms, at each of the
 row's candidate sampling times. Per row kind, with s = probit_scale times the row's
-contrast scale at that time (``row_contrast_scale``, 1 unless the arrays say otherwise):
+contrast scale at that time (1, or growing with the horizon for tumour volumes: see
+below):
 
 * value: log(measured) ~ Normal(delta + blot scale, sigma): qPCR fold changes
   (log-normal on the ratio to the matched control), western densitometry (with a
@@ -19,6 +20,16 @@ contrast scale at that time (``row_contrast_scale``, 1 unless the arrays say oth
 * not significant: P = floor + (1 - floor) * P(|delta + e| < effect), e ~ N(0, s^2):
   favours small effects, but weakly (a non-significant result of a study of unknown
   power is never read as a zero effect).
+
+Contrast scale: a tumour volume after t hours is the exponential of a growth rate
+integrated over t, so the noise of a log-volume contrast between groups of animals
+grows with t (between-animal growth-rate variability adds to the measurement error).
+Rows of an assay with a ``contrast_horizon_h`` t_ref (``assays.tsv``) use
+s = probit_scale * sqrt(1 + (t / t_ref)^2) (and a not-significant effect scaled alike):
+a contrast of probit_scale at short horizons, a growth-rate contrast of
+probit_scale / t_ref per hour at long ones. Value rows keep their own spread. (A
+constant probit on a log volume after 3-6 weeks made the MAP Hessian's stiffest
+directions 1e3-1e4 times stiffer than any in-vitro contrast.)
 
 Units of a row share its sampling time; an unknown time is a discrete nuisance that
 is summed out with its prior weights: row log-lik = logsumexp_k(log w_k + log p_row(k)).

@@ -274,6 +274,25 @@ def test_candidate_times_and_weights(tmp_path):
     assert read == {1.0: 504.0, -1.0: 72.0}
 
 
+def test_tumour_volume_contrast_scale_grows_with_the_horizon(tmp_path):
+    a = arrays_of(
+        tmp_path,
+        {
+            columns.OBSERVABLE_ID: "tumour_volume",
+            columns.ASSAY: "caliper",
+            columns.BACKGROUND: "xenograft=on",
+            columns.CONDITION: "sorafenib=unknown[invivo]",
+            columns.TIME_H: "unknown",
+            columns.DIRECTION: "down",
+        },
+        {},
+    )
+    grid = a.times[a.row_time_index[0]]
+    assert grid.tolist() == [168, 336, 504, 672, 840, 1008]
+    np.testing.assert_allclose(a.row_contrast_scale[0], np.sqrt(1 + (grid / 168.0) ** 2))
+    np.testing.assert_array_equal(a.row_contrast_scale[1], 1.0)  # qPCR: no horizon
+
+
 def test_unknown_doses_become_named_nuisances(tmp_path):
     a = arrays_of(
         tmp_path,

@@ -177,7 +177,8 @@ LINES = ("786-O", "Caki-1", "TUHR3TKB", "ACHN")
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory):
     """Rank rows r-00 (3 tiers), r-01 (5 tiers), r-02 (a middle tier of two lines),
-    r-03 (two lines), all read at 2 h: one compiled likelihood for all tests."""
+    r-03 (two lines), all read at 2 h, and r-04 (a tumour volume after 3 weeks): one
+    compiled likelihood for all tests."""
     lines = {columns.CONDITION: "none"}
     return _rank_arrays(
         tmp_path_factory.mktemp("ranks"),
@@ -188,16 +189,26 @@ def ranks(tmp_path_factory):
         },
         {**lines, columns.CELL_LINE: "786-O > Caki-1, TUHR3TKB > ACHN"},
         {**lines, columns.CELL_LINE: "786-O > ACHN"},
+        {
+            columns.KIND: "sign",
+            columns.OBSERVABLE_ID: "tumour_volume",
+            columns.ASSAY: "caliper",
+            columns.BACKGROUND: "xenograft=on",
+            columns.CONDITION: "sorafenib=unknown[invivo]",
+            columns.CONTROL: "none",
+            columns.TIME_H: "504",
+            columns.DIRECTION: "down",
+        },
     )
 
 
-def _rank_log_lik(arrays, levels: dict[str, float], settings=SETTINGS):
-    """Row log-likelihoods with pakt set to exp(level) in the named conditions (1 in
-    the others)."""
+def _rank_log_lik(arrays, levels: dict[str, float], settings=SETTINGS, observable="pakt"):
+    """Row log-likelihoods with the observable set to exp(level) in the named conditions
+    (1 in the others)."""
     obs = np.ones((arrays.batch.n_conditions, len(arrays.times), CIRCUIT.n_observables))
-    pakt = CIRCUIT.index("observables", "pakt")
+    index = CIRCUIT.index("observables", observable)
     for cid, level in levels.items():
-        obs[arrays.batch.ids.index(cid), :, pakt] = np.exp(level)
+        obs[arrays.batch.ids.index(cid), :, index] = np.exp(level)
     ev = jax.tree.map(jnp.asarray, evidence_data(arrays))
     ok = jnp.ones(arrays.batch.n_conditions, dtype=bool)
     return np.asarray(_row_ll(ev, jnp.asarray(obs), ok, settings, jnp.ones(1), jnp.zeros(0)))
@@ -245,9 +256,25 @@ def test_five_tier_rank_is_one_row_of_four_adjacent_contrasts(ranks):
 def test_rank_ties_and_two_member_rank(ranks):
     same = _rank_log_lik(ranks, {f"{line}|none": 0.0 for line in LINES})
     # 2 of the 4! orders put 786-O first and ACHN last; 1 of 2 for a pair
-    np.testing.assert_allclose(same[2:], np.log([2 / 24, 1 / 2]), atol=1e-6)
+    np.testing.assert_allclose(same[2:4], np.log([2 / 24, 1 / 2]), atol=1e-6)
     ll = _rank_log_lik(ranks, {"786-O|none": 0.2, "ACHN|none": -0.1})
     assert ll[3] == pytest.approx(norm.logcdf(0.3 / SETTINGS.probit_scale), abs=1e-9)
+
+
+def test_tumour_volume_contrasts_are_growth_rate_contrasts(ranks):
+    """A caliper contrast after t = 504 h has the probit scale 0.3 sqrt(1 + (t/168)^2):
+    a log-volume difference of 0.6 weighs like a growth-rate difference, not like a
+    0.6 log fold change in vitro."""
+    (row,) = np.flatnonzero(np.asarray(ranks.row_ids) == "r-04")
+    scale = np.sqrt(1.0 + (504.0 / 168.0) ** 2)
+    np.testing.assert_allclose(ranks.contrast_scale()[row], scale)
+    assert np.all(ranks.contrast_scale()[:row] == 1.0)
+    treated, control = (
+        next(c for c in ranks.batch.ids if "xenograft" in c and ("sorafenib" in c) == with_tki)
+        for with_tki in (True, False)
+    )
+    ll = _rank_log_lik(ranks, {treated: -0.6, control: 0.0}, observable="tumour_volume")
+    assert ll[row] == pytest.approx(norm.logcdf(0.6 / (0.3 * scale)), abs=1e-12)
 
 
 def test_rank_log_likelihood_gradient(ranks):
