@@ -406,6 +406,38 @@ def _padded(parts: Sequence[tuple[int, ...]]) -> np.ndarray:
     return out
 
 
+@dataclass(frozen=True)
+class ReportedDoses:
+    """The doses of one model input that the evidence states (``values``, in the
+    input's unit, sorted) and the nuisance quantities that stand for the ones it does
+    not (``nuisances``, names of :attr:`EvidenceArrays.nuisance_names`)."""
+
+    values: tuple[float, ...]
+    nuisances: tuple[str, ...]
+
+
+def reported_doses(arrays: EvidenceArrays, model: ODEModel) -> dict[str, ReportedDoses]:
+    """Per dosed model input used by the evidence: the doses the sources report and the
+    nuisances of the unknown ones, so that predictions are made at reported doses (a
+    TKI's own series: sorafenib 0.5-10 uM, pazopanib 1-50 uM) and, where no dose is
+    reported (IFN-a, tocilizumab in vitro, every in-vivo exposure), at the posterior
+    draws of the nuisance dose rather than at an invented number."""
+    inputs = np.asarray(arrays.batch.inputs)
+    unknown = np.zeros(inputs.shape, dtype=bool)
+    slots = np.asarray(arrays.dose_slots).reshape(-1, 2)
+    unknown[slots[:, 0], slots[:, 1]] = True
+    out = {}
+    for i, name in enumerate(model.input_names):
+        known = inputs[~unknown[:, i], i]
+        values = tuple(float(v) for v in np.unique(known[known > 0]))
+        nuisances = tuple(
+            sorted({arrays.nuisance_names[n] for n in arrays.dose_nuisance[slots[:, 1] == i]})
+        )
+        if (values or nuisances) and not model.inputs[i].indicator:
+            out[name] = ReportedDoses(values, nuisances)
+    return out
+
+
 def nuisance_table(arrays: EvidenceArrays) -> Mapping[str, tuple[float, float, str]]:
     """Nuisance name -> (prior median, prior SD in decades, source), for reports."""
     return {
@@ -422,10 +454,12 @@ def nuisance_table(arrays: EvidenceArrays) -> Mapping[str, tuple[float, float, s
 
 __all__ = [
     "RankStructure",
+    "ReportedDoses",
     "build_arrays",
     "nuisance_name",
     "nuisance_table",
     "parse_frame",
     "rank_structure",
+    "reported_doses",
     "row_units",
 ]

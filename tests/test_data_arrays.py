@@ -11,6 +11,7 @@ from il6rcc.data import (
     build_arrays,
     columns,
     load_evidence,
+    reported_doses,
     shipped_evidence_paths,
 )
 from il6rcc.errors import DataError
@@ -373,6 +374,20 @@ def test_every_shipped_row_maps_onto_the_main_circuit():
     # every unknown dose has a slot and every slot a nuisance with a sourced prior
     assert len(a.nuisance_names) == len(set(a.nuisance_names)) > 10
     assert all(src for src in a.nuisance_sources)
+
+
+def test_reported_doses_of_the_shipped_evidence():
+    """Predictions use the doses the sources report: each TKI its own series; IFN-a and
+    tocilizumab have none, only the nuisances of each study."""
+    a = build_arrays(MODEL, load_evidence())
+    doses = reported_doses(a, MODEL)
+    assert doses["sorafenib"].values == doses["sunitinib"].values == (0.5, 1.0, 5.0, 10.0)
+    assert doses["pazopanib"].values == (1.0, 5.0, 10.0, 50.0)
+    assert "ishibashi2017.sorafenib.invivo" in doses["sorafenib"].nuisances
+    assert doses["ifn_alpha"].values == () and "oguro2013.ifn_alpha" in doses["ifn_alpha"].nuisances
+    assert doses["tocilizumab"].values == ()
+    assert set(doses) <= {i.name for i in MODEL.inputs if not i.indicator}
+    assert {n for d in doses.values() for n in d.nuisances} == set(a.nuisance_names)
 
 
 @pytest.mark.slow
