@@ -203,7 +203,10 @@ class LikelihoodSection(Section):
     significant" rows favour |effect| below it (weak evidence, never a zero effect).
     ``not_significant_floor``: probability of a non-significant result even for a large
     effect (keeps such rows weak). ``noise_scale``: half-normal scale of each assay's
-    log-normal noise SD when the source gives none.
+    log-normal noise SD when the source gives none. ``weighting``: ``row`` (every
+    evidence row weight 1) or ``statement`` (the rows expanded from one published
+    statement share a total weight of 1, so a sentence that became 21 rows counts as
+    much as one that became one row).
     """
 
     probit_scale: PositiveFloat = 0.3
@@ -211,6 +214,7 @@ class LikelihoodSection(Section):
     not_significant_floor: Annotated[float, Field(gt=0, lt=1)] = 0.2
     noise_scale: PositiveFloat = 0.5
     blot_scale_sd: PositiveFloat = 2.0
+    weighting: Literal["row", "statement"] = "row"
 
 
 class MapSection(Section):

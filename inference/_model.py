@@ -162,7 +162,7 @@ def problem_data(problem: Problem) -> dict:
         "basal_param_index": np.asarray(b.basal_param_index, dtype=np.int32),
         "basal_inputs": np.asarray(b.basal_inputs, dtype=np.float64),
         "times": np.asarray(arrays.times, dtype=np.float64),
-        "ev": evidence_data(arrays),
+        "ev": evidence_data(arrays, problem.likelihood.weighting),
         "row_weight": np.array([0.0 if r in set(problem.holdout) else 1.0 for r in arrays.row_ids]),
     }
 
@@ -261,8 +261,11 @@ def model_fn(problem: Problem):
         numpyro.deterministic("reproduced", reproduced_probability(ev, delta, problem.likelihood))
         numpyro.deterministic("predicted", row_prediction(ev, delta, blot))
         numpyro.deterministic("n_failed", jnp.sum(~ok))
-        numpyro.deterministic("log_lik", jnp.where(all_ok, row_llh, -jnp.inf))
-        fitted = jnp.sum(data["row_weight"] * row_llh)
+        # each row's term of the fitted log density (its statement weight included;
+        # held-out rows too), so pointwise LOO removes exactly what the fit used
+        weighted = ev["row_weight"] * row_llh
+        numpyro.deterministic("log_lik", jnp.where(all_ok, weighted, -jnp.inf))
+        fitted = jnp.sum(data["row_weight"] * weighted)
         numpyro.factor("evidence", jnp.where(all_ok, fitted, -jnp.inf))
 
     return numpyro_model

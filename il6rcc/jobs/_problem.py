@@ -102,6 +102,7 @@ def build_problem(loaded: LoadedConfig):
             probit_scale=lik.probit_scale,
             not_significant_effect=lik.not_significant_effect,
             not_significant_floor=lik.not_significant_floor,
+            weighting=lik.weighting,
         ),
         tau_scale=cfg.priors.tau_scale,
         noise_scale=lik.noise_scale,
