@@ -20,7 +20,7 @@ import pandas as pd
 from petab.v1 import C
 
 from ..errors import PetabError
-from ._lint import lint, placeholders
+from ._lint import library_lint, lint, placeholders
 from ._math import Expr, free_symbols, parse_formula
 from ._model import SbmlModel
 from ._sbml import read_sbml
@@ -285,14 +285,16 @@ def load_problem(yaml_path: str | Path) -> PetabProblem:
 
 def build_problem(t: PetabTables) -> PetabProblem:  # noqa: C901 - sequential assembly
     """Prepare already-read tables (see :func:`load_problem`)."""
-    spec = read_sbml(t.sbml_path)
+    library = library_lint(t.yaml_path)
+    try:
+        spec = read_sbml(t.sbml_path)
+    except PetabError as err:
+        raise PetabError(_report(t.yaml_path.name, library, [str(err)])) from None
     model = SbmlModel.from_spec(spec)
     formulas, errors = _parse_observables(t)
     errors += lint(t, spec, formulas)
-    if errors:
-        raise PetabError(
-            f"{t.yaml_path.name}: {len(errors)} problem(s) found:\n  - " + "\n  - ".join(errors)
-        )
+    if library or errors:
+        raise PetabError(_report(t.yaml_path.name, library, errors))
     parameters = _parameter_table(t)
     petab_index = {pid: i for i, pid in enumerate(parameters.ids)}
     pool = _Pool(len(parameters.ids))
@@ -413,6 +415,19 @@ def build_problem(t: PetabTables) -> PetabProblem:  # noqa: C901 - sequential as
         measurement_table=meas,
         output_parameter_ids=output_ids,
     )
+
+
+def _report(name: str, library: list[str], ours: list[str]) -> str:
+    """One message: the petab library's lint errors first, then il6rcc's findings."""
+    parts = []
+    if library:
+        parts.append(
+            f"{name}: the petab library's lint (petablint) reports {len(library)} error(s):"
+            + "".join(f"\n  - {m}" for m in library)
+        )
+    if ours:
+        parts.append(f"{name}: {len(ours)} problem(s) found:" + "".join(f"\n  - {m}" for m in ours))
+    return "\n".join(parts)
 
 
 def _number_or_id(value):

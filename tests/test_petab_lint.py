@@ -203,3 +203,32 @@ def test_problem_file_errors(tmp_path):
     bad.write_text("format_version: 2.0.0\nproblems: []\n")
     with pytest.raises(PetabError, match="format_version '2.0.0' is not supported"):
         load_problem(bad)
+
+
+def test_the_petab_library_lint_runs_first(tmp_path):
+    """A problem that only the petab library's lint refuses (a conditionId that is not
+    an identifier) is refused with the library's message."""
+    folder = _copy(tmp_path)
+
+    def conditions(t):
+        t.loc[0, "conditionId"] = "1st_condition"
+
+    def measurements(t):
+        t["simulationConditionId"] = "1st_condition"
+
+    _edit(folder, CONDITIONS, conditions)
+    message = _error(_edit(folder, MEASUREMENTS, measurements))
+    assert "the petab library's lint (petablint) reports" in message
+    assert "1st_condition" in message
+
+
+def test_what_the_standard_allows_is_accepted():
+    """Zhao_QuantBiol2020 fixes 'sigma' at nominal value 0 on a log10 scale (outside its
+    bounds): valid PEtab (the petab library's lint accepts it), so il6rcc loads it."""
+    from il6rcc.petab_io._lint import library_lint
+
+    path = problem_path("Zhao_QuantBiol2020")
+    assert library_lint(path) == []
+    problem = load_problem(path)
+    i = problem.parameters.ids.index("sigma")
+    assert problem.parameters.nominal[i] == 0.0 and not problem.parameters.estimate[i]
