@@ -1,5 +1,10 @@
 """ODE models of the IL-6/SOCS3/JAK-STAT circuit, and the machinery to simulate them."""
 
+from ._bdf import BDF as BDF
+from ._bdf import BDFInterpolation as BDFInterpolation
+from ._bdf import BDFState as BDFState
+from ._bdf import BDFStatistics as BDFStatistics
+from ._bdf import bdf_statistics as bdf_statistics
 from ._loading import BUILTIN_MODELS as BUILTIN_MODELS
 from ._loading import load_model as load_model
 from ._model import CellLine as CellLine

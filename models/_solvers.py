@@ -14,10 +14,15 @@ import diffrax
 import optimistix as optx
 
 from ..errors import ModelSpecError, choices
+from ._bdf import BDF
 
 #: Solver classes by name. Implicit (ESDIRK) solvers get a chord root finder, see
-#: :meth:`SolverSettings.make_solver`.
+#: :meth:`SolverSettings.make_solver`; ``bdf``/``ndf`` (variable-order multistep, one
+#: implicit equation per step, Jacobian and LU reused across steps: see
+#: :class:`il6rcc.models.BDF`) get the controller's tolerances.
 SOLVERS: dict[str, type[diffrax.AbstractSolver]] = {
+    "bdf": BDF,
+    "ndf": BDF,
     "kvaerno5": diffrax.Kvaerno5,
     "kvaerno4": diffrax.Kvaerno4,
     "kvaerno3": diffrax.Kvaerno3,
@@ -27,6 +32,7 @@ SOLVERS: dict[str, type[diffrax.AbstractSolver]] = {
 }
 
 IMPLICIT_SOLVERS = frozenset({"kvaerno5", "kvaerno4", "kvaerno3"})
+MULTISTEP_SOLVERS = frozenset({"bdf", "ndf"})
 
 #: Root finders for the implicit stages. ``chord`` (default) iterates with the Jacobian
 #: of the step's start to a tolerance 100x tighter than the step controller's.
@@ -106,6 +112,8 @@ class SolverSettings:
 
     def make_solver(self) -> diffrax.AbstractSolver:
         cls = SOLVERS[self.solver]
+        if self.solver in MULTISTEP_SOLVERS:
+            return BDF(rtol=self.rtol, atol=self.atol, method=self.solver)
         if self.solver not in IMPLICIT_SOLVERS or self.root_finder == "verychord":
             return cls()
         tol = {"rtol": self.rtol * 1e-2, "atol": self.atol * 1e-2}
@@ -123,6 +131,7 @@ __all__ = [
     "ADJOINTS",
     "EQUILIBRATION",
     "IMPLICIT_SOLVERS",
+    "MULTISTEP_SOLVERS",
     "ROOT_FINDERS",
     "SOLVERS",
     "SolverSettings",
