@@ -303,11 +303,6 @@ def check_measurements(  # noqa: C901 - one loop over rows, many small checks
         time = _number(row[C.TIME])
         if time is None or math.isnan(time):
             out.append(f"{where}: time must be a number, got {row[C.TIME]!r}")
-        elif math.isinf(time):
-            out.append(
-                f"{where}: time {row[C.TIME]!r} (steady-state measurement) is not supported; "
-                f"expected a finite time >= 0"
-            )
         elif time < 0:
             out.append(f"{where}: time {time!r} must be >= 0")
         if oid not in formulas:

@@ -169,31 +169,28 @@ def test_wrong_number_of_overrides(tmp_path):
     assert "has 1 noiseParameter placeholder(s)" in message
 
 
-def test_steady_state_measurements_are_reported_as_unsupported(tmp_path):
-    def edit(t):
-        t.loc[5, "time"] = "inf"
-
-    message = _error(_edit(_copy(tmp_path), MEASUREMENTS, edit))
-    assert f"{MEASUREMENTS} line 7: time inf (steady-state measurement) is not supported" in (
-        message
-    )
-
-
 def test_unsupported_sbml_feature_is_named(tmp_path):
+    """Events are supported, but not one that resizes a compartment holding species
+    (the species' concentrations would need converting)."""
     folder = _copy(tmp_path)
     sbml_path = folder / f"model_{NAME}.xml"
     document = libsbml.readSBMLFromFile(str(sbml_path))
-    event = document.getModel().createEvent()
-    event.setId("epo_pulse")
+    model = document.getModel()
+    model.getCompartment("cyt").setConstant(False)
+    event = model.createEvent()
+    event.setId("swell")
     event.setUseValuesFromTriggerTime(True)
     trigger = event.createTrigger()
     trigger.setMath(libsbml.parseL3Formula("time > 10"))
+    trigger.setInitialValue(True)
+    trigger.setPersistent(True)
     assignment = event.createEventAssignment()
-    assignment.setVariable("STAT5A")
-    assignment.setMath(libsbml.parseL3Formula("1"))
+    assignment.setVariable("cyt")
+    assignment.setMath(libsbml.parseL3Formula("2"))
     libsbml.writeSBMLToFile(document, str(sbml_path))
     message = _error(folder / f"{NAME}.yaml")
-    assert f"model_{NAME}.xml: unsupported SBML feature(s): events (epo_pulse)" in message
+    assert f"model_{NAME}.xml: unsupported SBML feature: event 'swell'" in message
+    assert "changes the size of compartment 'cyt' while species live in it" in message
 
 
 def test_problem_file_errors(tmp_path):
