@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("problem", help="PEtab problem YAML")
     q.add_argument("--rtol", type=float, default=1e-8)
     q.add_argument("--atol", type=float, default=1e-8)
+    q.add_argument("--max-steps", type=int, default=None, help="solver steps per solve")
     q = psub.add_parser("fit", help="MAP multi-start and NUTS on a PEtab problem")
     q.add_argument("problem", help="PEtab problem YAML")
     q.add_argument("--out", required=True, type=Path)
@@ -162,7 +163,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         from . import petab_io as petab
 
         if args.petab_command == "llh":
-            return petab.llh_main(args.problem, rtol=args.rtol, atol=args.atol)
+            return petab.llh_main(
+                args.problem, rtol=args.rtol, atol=args.atol, max_steps=args.max_steps
+            )
         if args.petab_command == "export":
             return petab.export_main(args.config, args.out)
         from .jobs.fit import run_petab_fit
