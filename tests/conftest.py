@@ -24,3 +24,25 @@ def key():
 @pytest.fixture
 def rng():
     return np.random.default_rng(20260101)
+
+
+#: Test files that take minutes (compiling the circuit or fitting), longest first.
+#: `make test` runs files in parallel processes, one file per process; starting the
+#: long ones first keeps one of them from running alone at the end.
+LONG_FILES = (
+    "test_shipped_jobs.py",
+    "test_compare_predict.py",
+    "test_sweep_slurm.py",
+    "test_fit_job.py",
+    "test_petab_fit.py",
+    "test_models_circuit.py",
+    "test_petab_benchmarks.py",
+    "test_models_biology.py",
+    "test_petab_export.py",
+    "test_sweep.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FILES)))

@@ -11,6 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+#: each test compiles a PEtab problem's batched gradient (minutes on 2 cores)
+pytestmark = pytest.mark.slow
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 

@@ -169,7 +169,11 @@ def test_custom_prediction_names_are_checked_at_load(tmp_path):
         load_config(path)
 
 
-@pytest.mark.parametrize("notebook", ["diagnostics", "mechanism_comparison"])
+@pytest.mark.parametrize(
+    "notebook",
+    # the comparison notebook predicts for both fits in a fresh kernel (minutes)
+    ["diagnostics", pytest.param("mechanism_comparison", marks=pytest.mark.slow)],
+)
 def test_notebooks_execute_top_to_bottom(notebook, fits, tmp_path, monkeypatch):
     import nbformat
     from nbclient import NotebookClient

@@ -195,6 +195,7 @@ def test_report_is_self_contained(tiny_run):
     assert 'src="http' not in text and 'href="http' not in text
 
 
+@pytest.mark.slow  # a whole fit on prior mass where solves fail (minutes)
 def test_prior_mass_where_solves_fail_still_finishes_and_is_reported(tmp_path):
     """Fault injection: max_steps 16 and a 1.5-decade prior on the decay rate make about
     half of the prior's solves fail (at fast decay rates the solver needs more steps).

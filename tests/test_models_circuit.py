@@ -189,6 +189,7 @@ def _check_gradient(every: int):
     assert inert <= MAIN_INERT, inert
 
 
+@pytest.mark.slow  # compiles the circuit gradient (minutes); the full check is slow too
 def test_gradients_match_central_finite_differences_sample():
     """Every 24th estimable parameter and the TKI toxicity IC50s (the whole set is the
     slow test below)."""
@@ -200,6 +201,8 @@ def test_gradients_match_central_finite_differences_all():
     _check_gradient(every=1)
 
 
+# compiles the circuit for its own step limit; the next test covers a flagged failure
+@pytest.mark.slow
 def test_failed_solve_is_flagged_not_raised():
     settings = SolverSettings(max_steps=4)
     sim = simulate(

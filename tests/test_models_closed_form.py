@@ -58,6 +58,7 @@ def test_pre_equilibration_then_step_input():
     )
 
 
+@pytest.mark.slow  # compiles the circuit for two batch layouts (minutes)
 def test_horizon_groups_match_one_batch():
     """Conditions grouped by horizon give the values of one lock-step batch."""
     from il6rcc.models import RCCCircuit, make_batch

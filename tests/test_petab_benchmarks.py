@@ -40,8 +40,14 @@ GRADIENT_ATOL_FRACTION = 1e-5
 FD_STEP = 1e-4
 
 
-def _params(names):
-    return [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in names]
+#: Gradient checks that take minutes each on 2 cores (a finite difference per
+#: parameter plus the compiled gradient), also run with ``-m slow``; Boehm's stays in
+#: the default suite.
+SLOW_GRADIENT = (*SLOW, "Raia_CancerResearch2011", "Blasi_CellSystems2016")
+
+
+def _params(names, slow=SLOW):
+    return [pytest.param(n, marks=pytest.mark.slow) if n in slow else n for n in names]
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +139,8 @@ def test_make_llh_agrees_with_the_simulation_table(simulated):
             "Raia_CancerResearch2011",
             "Blasi_CellSystems2016",  # steady states: implicit-function gradients
             "Smith_BMCSystBiol2013",  # events
-        ]
+        ],
+        slow=SLOW_GRADIENT,
     ),
 )
 def test_gradient_matches_central_finite_differences(name):
