@@ -114,7 +114,7 @@ def format_validation_error(source: str, err: ValidationError) -> str:
     for e in err.errors():
         loc = ".".join(str(x) for x in e["loc"] if not str(x).startswith("function-"))
         msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
+        if e["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
             lines.append(f"{source}: key {loc}: unknown key (value {_describe(e['input'])})")
         elif e["type"] == "missing":
             lines.append(f"{source}: key {loc}: required key is missing")

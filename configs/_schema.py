@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..inference import LikelihoodSettings
 from ..models import ADJOINTS, SOLVERS
 from ..models._solvers import ROOT_FINDERS
 from ..models.circuit import IL6_RECEPTOR, SOCS3_INDUCTION, TKI_ACTION, VARIANTS
@@ -195,24 +196,6 @@ class PriorSection(Section):
         return self
 
 
-class LikelihoodSection(Section):
-    """Observation models.
-
-    ``probit_scale``: sigma of the probit on qualitative contrasts (log units).
-    ``not_significant_effect``: the log effect a study would have detected; "not
-    significant" rows favour |effect| below it (weak evidence, never a zero effect).
-    ``not_significant_floor``: probability of a non-significant result even for a large
-    effect (keeps such rows weak). ``noise_scale``: half-normal scale of each assay's
-    log-normal noise SD when the source gives none.
-    """
-
-    probit_scale: PositiveFloat = 0.3
-    not_significant_effect: PositiveFloat = 0.7
-    not_significant_floor: Annotated[float, Field(gt=0, lt=1)] = 0.2
-    noise_scale: PositiveFloat = 0.5
-    blot_scale_sd: PositiveFloat = 2.0
-
-
 class MapSection(Section):
     """MAP multi-start: ``n_starts`` points (the prior median and jittered draws around
     it) optimised by L-BFGS, evaluated together in one compiled call per step."""
@@ -319,7 +302,7 @@ class RunConfig(Section):
     simulate: SimulateSection = Field(default_factory=SimulateSection)
     data: DataSection = Field(default_factory=DataSection)
     priors: PriorSection = Field(default_factory=PriorSection)
-    likelihood: LikelihoodSection = Field(default_factory=LikelihoodSection)
+    likelihood: LikelihoodSettings = Field(default_factory=LikelihoodSettings)
     inference: InferenceSection = Field(default_factory=InferenceSection)
     diagnostics: DiagnosticsSection = Field(default_factory=DiagnosticsSection)
     predict: PredictSection = Field(default_factory=PredictSection)
@@ -331,7 +314,6 @@ __all__ = [
     "DiagnosticsSection",
     "ExperimentSpec",
     "InferenceSection",
-    "LikelihoodSection",
     "MapSection",
     "ModelSection",
     "NutsSection",

@@ -55,8 +55,6 @@ class Problem:
     groups: Groups | None
     sd_groups: np.ndarray
     tau_scale: float = 0.5
-    noise_scale: float = 0.5
-    blot_scale_sd: float = 2.0
     holdout: tuple[str, ...] = ()
 
     @property
@@ -79,8 +77,6 @@ def make_problem(
     priors: PriorSpec,
     likelihood: LikelihoodSettings | None = None,
     tau_scale: float = 0.5,
-    noise_scale: float = 0.5,
-    blot_scale_sd: float = 2.0,
     holdout_rows=(),
 ) -> Problem:
     """Bundle a model, evidence arrays and priors into a :class:`Problem`.
@@ -108,8 +104,6 @@ def make_problem(
         groups=None,
         sd_groups=value_sd_groups(arrays),
         tau_scale=tau_scale,
-        noise_scale=noise_scale,
-        blot_scale_sd=blot_scale_sd,
         holdout=tuple(holdout_rows),
     )
 
@@ -236,12 +230,15 @@ def sample_parameters(problem: Problem, data: dict):
     sigma = jnp.ones(data["noise_groups"].shape[0])
     n_sd = data["sd_groups"].shape[0]
     if n_sd:
-        s = numpyro.sample("sigma", dist.HalfNormal(problem.noise_scale).expand([n_sd]).to_event(1))
+        s = numpyro.sample(
+            "sigma", dist.HalfNormal(problem.likelihood.noise_scale).expand([n_sd]).to_event(1)
+        )
         sigma = sigma.at[data["sd_groups"]].set(s)
     n_blots = data["blots"].shape[0]
     if n_blots:
         blot = numpyro.sample(
-            "blot_scale", dist.Normal(0.0, problem.blot_scale_sd).expand([n_blots]).to_event(1)
+            "blot_scale",
+            dist.Normal(0.0, problem.likelihood.blot_scale_sd).expand([n_blots]).to_event(1),
         )
     else:
         blot = jnp.zeros(0)

@@ -169,8 +169,6 @@ def simulated_evidence(
         problem.priors,
         problem.likelihood,
         tau_scale=problem.tau_scale,
-        noise_scale=problem.noise_scale,
-        blot_scale_sd=problem.blot_scale_sd,
     )
 
 

@@ -9,7 +9,7 @@ from ..configs import LoadedConfig, model_from_config, solver_from_config
 from ..data import build_arrays, load_evidence, shipped_evidence_paths
 from ..data import columns as C
 from ..errors import ConfigError
-from ..inference import LikelihoodSettings, build_priors, make_problem, read_prior_table
+from ..inference import build_priors, make_problem, read_prior_table
 
 
 def evidence_paths(loaded: LoadedConfig) -> list[Path]:
@@ -92,20 +92,13 @@ def build_problem(loaded: LoadedConfig):
         overrides,
         cfg.priors.width_factor,
     )
-    lik = cfg.likelihood
     problem = make_problem(
         model,
         solver_from_config(loaded),
         arrays,
         priors,
-        LikelihoodSettings(
-            probit_scale=lik.probit_scale,
-            not_significant_effect=lik.not_significant_effect,
-            not_significant_floor=lik.not_significant_floor,
-        ),
+        cfg.likelihood,
         tau_scale=cfg.priors.tau_scale,
-        noise_scale=lik.noise_scale,
-        blot_scale_sd=lik.blot_scale_sd,
         holdout_rows=cfg.data.holdout_rows,
     )
     info = {
