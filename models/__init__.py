@@ -8,6 +8,7 @@ from ._model import InputSpec as InputSpec
 from ._model import ObservableSpec as ObservableSpec
 from ._model import ODEModel as ODEModel
 from ._model import ParameterSpec as ParameterSpec
+from ._model import condition_inputs as condition_inputs
 from ._simulate import ConditionBatch as ConditionBatch
 from ._simulate import Simulation as Simulation
 from ._simulate import basal_state as basal_state
