@@ -12,6 +12,7 @@ from typing import Literal
 
 import diffrax
 import optimistix as optx
+from pydantic import ConfigDict
 
 from ..errors import ModelSpecError, choices
 
@@ -50,7 +51,8 @@ Batching = Literal["vmap", "map"]
 
 @dataclass(frozen=True)
 class SolverSettings:
-    """How ODEs are solved.
+    """How ODEs are solved: the ``solver`` section of a job config (validated there,
+    with unknown keys refused; defaults live here, once).
 
     Attributes:
         solver: name in :data:`SOLVERS`.
@@ -67,6 +69,8 @@ class SolverSettings:
         equilibration_time: horizon (h) of that integration.
         steady_state_tol: max |dy/dt| / max(|y|, 1) accepted as a steady state.
     """
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
 
     solver: str = "kvaerno5"
     rtol: float = 1e-6
@@ -97,9 +101,13 @@ class SolverSettings:
             problems.append(f"batching {self.batching!r} is unknown; valid: 'map', 'vmap'")
         for name in ("rtol", "atol", "equilibration_time", "steady_state_tol"):
             value = getattr(self, name)
-            if not (isinstance(value, int | float) and value > 0):
+            if not (isinstance(value, int | float) and not isinstance(value, bool) and value > 0):
                 problems.append(f"{name} must be a number > 0, got {value!r}")
-        if not (isinstance(self.max_steps, int) and self.max_steps > 0):
+        if not (
+            isinstance(self.max_steps, int)
+            and not isinstance(self.max_steps, bool)
+            and self.max_steps > 0
+        ):
             problems.append(f"max_steps must be an integer > 0, got {self.max_steps!r}")
         if problems:
             raise ModelSpecError("invalid solver settings: " + "; ".join(problems))
