@@ -94,6 +94,10 @@ def default_conditions() -> list[Condition]:
 #: gradient mode, max timed calls or None, extra). ``extra`` ones run with
 #: ``--analysis full`` only. The default and verychord are always measured.
 VARIANTS = [
+    ("bdf", "bdf (one implicit equation per step, Jacobian and LU reused)",
+     lambda: SolverSettings(solver="bdf"), ("fwd", "grad"), "reverse", None, False),
+    ("bdf_map", "bdf + batching = map", lambda: SolverSettings(solver="bdf", batching="map"),
+     ("fwd", "grad"), "reverse", None, False),
     ("kvaerno3", "kvaerno3 + chord", lambda: SolverSettings(solver="kvaerno3"),
      ("fwd", "grad"), "reverse", None, False),
     ("tsit5", "tsit5 (explicit)", lambda: SolverSettings(solver="tsit5"),

@@ -1,24 +1,39 @@
-"""Log-likelihood and gradient time of published PEtab problems: il6rcc vs AMICI
-(issue 7, "Speed").
+"""Log-likelihood and gradient of published PEtab problems: il6rcc against AMICI at
+its best (issues 7 and 16).
 
-For Boehm_JProteomeRes2014 and Bachmann_MSB2011 (shipped with il6rcc), in one run:
+For each problem (Boehm_JProteomeRes2014, Raia_CancerResearch2011, Bachmann_MSB2011),
+in one process:
 
-* il6rcc: ``il6rcc.petab_io.make_llh`` at the nominal parameters (its default solver:
-  Kvaerno5, rtol = atol = 1e-8, conditions one after another), the llh and its
-  gradient (``jax.grad``) w.r.t. the estimated parameters on their PEtab scales;
-  loading the problem, tracing and compiling timed apart;
-* AMICI: its PEtab import (compile timed apart), CVODES with the same tolerances, the
-  llh and its gradient from forward sensitivities (``simulate_petab`` with the
-  parameter mapping and ExpData prepared once; and ``run_simulations`` alone).
+* il6rcc: ``il6rcc.petab_io.make_llh`` at the nominal parameters with the solver
+  settings given (default: the PEtab default, and the BDF solver), the llh and its
+  gradient (``jax.grad``, reverse mode through diffrax's checkpointed adjoint) w.r.t.
+  the estimated parameters on their PEtab scales. Compile time (tracing + XLA) is
+  taken apart, cold (empty persistent cache) and warm (in-memory caches cleared, the
+  persistent cache kept: what a second run of a job pays).
+* AMICI: its PEtab import (compile time recorded when the model is built; built
+  models are reused between runs from ``benchmarks/_build``), CVODES with the same
+  tolerances and AMICI's default ``max_steps`` (which also sets the spacing of the
+  adjoint's checkpoints), one thread. The llh alone, and its gradient by forward and
+  by adjoint sensitivities, each through the bare ``run_simulations`` (parameters
+  filled in once) and through ``simulate_petab`` (parameter mapping and ExpData
+  prepared once).
 
-Both must give the same llh (rtol 1e-3); the gradients are compared too. Run:
-``python benchmarks/bench_petab.py`` (``make bench`` runs everything).
+All timed calls run interleaved, one call of each per round, so that load from other
+processes falls on all alike; the tables give the median and the minimum over the
+rounds of wall time, and the process CPU time (which load inflates less). Ratios are
+il6rcc over the peer's **best** call for that quantity (the fastest of the bare and the
+``simulate_petab`` calls; for the gradient also of forward and adjoint). Both must give
+the published llh (rtol 1e-3); gradients are compared too.
+
+Run: ``python benchmarks/bench_petab.py`` (``make bench`` runs everything).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import statistics
 import sys
 import tempfile
 import time
@@ -31,41 +46,124 @@ C.setup()  # float64 and EQX_ON_ERROR=nan before JAX/equinox are imported
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
+from il6rcc import runtime  # noqa: E402
 from il6rcc.petab_io import DEFAULT_SOLVER, load_problem, make_llh, problem_path  # noqa: E402
 
-PROBLEMS = ("Boehm_JProteomeRes2014", "Bachmann_MSB2011")
-#: Published reference llh at the nominal parameters (AMICI benchmark collection).
+PROBLEMS = ("Boehm_JProteomeRes2014", "Raia_CancerResearch2011", "Bachmann_MSB2011")
+#: Published reference llh at the nominal parameters (AMICI benchmark collection);
+#: Raia has none agreed (see petab README), its check is against AMICI only.
 REFERENCE_LLH = {
     "Boehm_JProteomeRes2014": -138.22199693517703,
     "Bachmann_MSB2011": 418.40573341425295,
 }
 LLH_RTOL = 1e-3
+#: il6rcc settings measured by default: label -> changes to the PEtab default solver.
+SETTINGS = {"bdf": {"solver": "bdf"}, "kvaerno5": {}}
+BUILD_DIR = Path(__file__).resolve().parent / "_build"
 
 
-def run_il6rcc(name: str, repeats: int, solver=None) -> dict:
-    solver = solver or DEFAULT_SOLVER
+# ---------------------------------------------------------------- il6rcc
+def compile_timed(fn, *args) -> tuple[object, dict]:
+    t0 = time.perf_counter()
+    lowered = fn.lower(*args)
+    t1 = time.perf_counter()
+    compiled = lowered.compile()
+    t2 = time.perf_counter()
+    return compiled, {"trace_s": t1 - t0, "xla_s": t2 - t1, "total_s": t2 - t0}
+
+
+def prepare_il6rcc(name: str, label: str, changes: dict) -> dict:
+    solver = dataclasses.replace(DEFAULT_SOLVER, **changes)
     t0 = time.perf_counter()
     problem = load_problem(problem_path(name))
-    out: dict = {"load_s": time.perf_counter() - t0}
-    llh, table = make_llh(problem, solver)
-    theta = jax.numpy.asarray(table.nominal_theta)
-    value, out["llh_timing"] = C.time_jitted(llh, theta, repeats=repeats)
-    grad, out["grad_timing"] = C.time_jitted(jax.jit(jax.grad(llh)), theta, repeats=repeats)
-    out["llh"] = float(value)
-    out["gradient"] = dict(zip(table.estimated_ids, np.asarray(grad).tolist(), strict=True))
-    out["n_estimated"] = len(table.estimated_ids)
-    out["solver"] = {k: v for k, v in dataclasses.asdict(solver).items()}
-    if type(solver).__name__ != "SolverSettings":
-        out["solver"]["prototype"] = type(solver).__name__
-    return out
+    load_s = time.perf_counter() - t0
+
+    def build():
+        llh, table = make_llh(problem, solver)
+        return llh, jax.jit(jax.grad(llh)), jax.numpy.asarray(table.nominal_theta), table
+
+    llh, grad, theta, table = build()
+    llh_c, llh_compile = compile_timed(llh, theta)
+    grad_c, grad_compile = compile_timed(grad, theta)
+    # A second run of a job: nothing in memory, compiled programs in the persistent
+    # cache (tracing is paid again).
+    jax.clear_caches()
+    llh2, grad2, _, _ = build()
+    _, llh_warm = compile_timed(llh2, theta)
+    _, grad_warm = compile_timed(grad2, theta)
+    from il6rcc.petab_io._likelihood import _evaluate
+
+    steps = int(np.sum(np.asarray(_evaluate(problem, solver, theta)[3])))
+    return {
+        "label": label,
+        "solver": dataclasses.asdict(solver),
+        "load_s": load_s,
+        "compile": {"llh": llh_compile, "grad": grad_compile},
+        "compile_warm": {"llh": llh_warm, "grad": grad_warm},
+        "llh": float(llh_c(theta)),
+        "gradient": dict(zip(table.estimated_ids, np.asarray(grad_c(theta)).tolist(), strict=True)),
+        "steps": steps,
+        "calls": {
+            f"il6rcc {label} llh": lambda: jax.block_until_ready(llh_c(theta)),
+            f"il6rcc {label} gradient": lambda: jax.block_until_ready(grad_c(theta)),
+        },
+    }
 
 
-def run_amici(name: str, repeats: int, rtol: float, atol: float, workdir: Path) -> dict:
+def count_work(name: str, changes: dict) -> dict:
+    """Steps and work of one llh evaluation with a BDF solver, rejected steps included
+    (host-side counts, see _counting.py; not timed)."""
+    import _counting
+
+    from il6rcc.petab_io._likelihood import _evaluate
+
+    problem = load_problem(problem_path(name))
+    settings = _counting.CountingSettings(**{**dataclasses.asdict(DEFAULT_SOLVER), **changes})
+    theta = jax.numpy.asarray(problem.parameters.nominal_theta)
+    _counting.reset()
+    steps = int(np.sum(np.asarray(_evaluate(problem, settings, theta)[3])))
+    work = _counting.counts()
+    return {
+        "steps": steps,
+        **work,
+        "rhs_per_step": work["rhs"] / steps,
+        "jacobians_per_step": work["jacobians"] / steps,
+        "factorisations_per_step": work["factorisations"] / steps,
+    }
+
+
+# ---------------------------------------------------------------- AMICI
+def _amici_model(problem, name: str, fresh: bool):
+    """The AMICI model of ``problem``, built once per AMICI version into
+    ``_build/``; returns (model, seconds the import and compilation took)."""
+    import _amici_tools as A
+    import amici
+
+    folder = BUILD_DIR / f"amici-{amici.__version__}" / name
+    record = folder / "import.json"
+    if fresh or not record.exists():
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        model, seconds = A.import_problem(problem, folder, name)
+        record.write_text(json.dumps({"import_compile_s": seconds}), encoding="utf-8")
+        return model, seconds
+    from amici.importers.petab.v1 import import_petab_problem
+
+    A.ensure_swig_path()
+    model = import_petab_problem(problem, output_dir=str(folder), model_name=name, compile_=False)
+    A.quiet()
+    return model, json.loads(record.read_text(encoding="utf-8"))["import_compile_s"]
+
+
+def prepare_amici(name: str, rtol: float, atol: float, fresh: bool) -> dict:
     import _amici_tools as A
 
     ok, why = A.available()
     if not ok:
         return {"skipped": why}
+    import amici.sim.sundials as asd
     import petab.v1 as petab
     from amici.sim.sundials.petab.v1 import (
         LLH,
@@ -77,18 +175,19 @@ def run_amici(name: str, repeats: int, rtol: float, atol: float, workdir: Path) 
     from amici.sim.sundials.petab.v1._parameter_mapping import create_parameter_mapping
 
     A.quiet()
-
     out: dict = {}
     problem = petab.Problem.from_yaml(problem_path(name))
     if petab.measurement_table_has_timepoint_specific_mappings(problem.measurement_df):
         # AMICI refuses timepoint-specific overrides; flattening keeps the llh
         petab.flatten_timepoint_specific_output_overrides(problem)
         out["flattened"] = True
-    model, out["import_compile_s"] = A.import_problem(problem, workdir / name, f"{name}_bench")
+    model, out["import_compile_s"] = _amici_model(problem, name, fresh)
     A.quiet()
-    solver = A.make_solver(model, rtol, atol)
+    solver = model.create_solver()
+    solver.set_relative_tolerance(rtol)
+    solver.set_absolute_tolerance(atol)
     out["solver"] = A.solver_description(solver)
-    t0 = time.perf_counter()
+    out["solver"]["max_steps"] = solver.get_max_steps()
     conditions = problem.get_simulation_conditions_from_measurement_df()
     mapping = create_parameter_mapping(
         petab_problem=problem,
@@ -102,16 +201,17 @@ def run_amici(name: str, repeats: int, rtol: float, atol: float, workdir: Path) 
     x_scaled = dict(zip(problem.x_ids, problem.get_x_nominal(scaled=True), strict=True))
     free = set(mapping.free_symbols)
     x_scaled = {k: v for k, v in x_scaled.items() if k in free}
-    out["setup_s"] = time.perf_counter() - t0
     out["n_simulations"] = len(edatas)
 
-    def petab_call(order: str):
-        import amici.sim.sundials as asd
+    def configure(method: str | None):
+        if method is None:
+            solver.set_sensitivity_order(asd.SensitivityOrder.none)
+        else:
+            solver.set_sensitivity_method(getattr(asd.SensitivityMethod, method))
+            solver.set_sensitivity_order(asd.SensitivityOrder.first)
 
-        solver.set_sensitivity_method(asd.SensitivityMethod.forward)
-        solver.set_sensitivity_order(
-            asd.SensitivityOrder.first if order == "first" else asd.SensitivityOrder.none
-        )
+    def petab_call(method: str | None):
+        configure(method)
         return simulate_petab(
             problem,
             amici_model=model,
@@ -123,13 +223,12 @@ def run_amici(name: str, repeats: int, rtol: float, atol: float, workdir: Path) 
             scaled_gradients=True,
         )
 
-    result = petab_call("first")
-    out["llh"] = float(result[LLH])
-    out["gradient"] = {k: float(v) for k, v in (result[SLLH] or {}).items()}
-    out["status"] = sorted({int(r.status) for r in result["rdatas"]})
-    out["llh_timing"] = C.repeat(lambda: petab_call("none"), repeats)
-    out["grad_timing"] = C.repeat(lambda: petab_call("first"), repeats)
-    # the simulations alone (parameters filled in once)
+    for method in ("forward", "adjoint"):
+        result = petab_call(method)
+        out[f"gradient_{method}"] = {k: float(v) for k, v in (result[SLLH] or {}).items()}
+        out[f"status_{method}"] = sorted({int(r.status) for r in result["rdatas"]})
+    out["llh"] = float(petab_call(None)[LLH])
+
     fill_in_parameters(
         edatas=edatas,
         problem_parameters=x_scaled,
@@ -137,137 +236,229 @@ def run_amici(name: str, repeats: int, rtol: float, atol: float, workdir: Path) 
         parameter_mapping=mapping,
         amici_model=model,
     )
-    out["sim_llh_timing"] = C.repeat(lambda: A.run(model, solver, edatas, "none"), repeats)
-    out["sim_grad_timing"] = C.repeat(lambda: A.run(model, solver, edatas, "first"), repeats)
-    rd = A.run(model, solver, edatas, "first")
-    out["steps"] = [int(np.asarray(r.numsteps)[-1]) for r in rd]
+
+    def bare(method: str | None):
+        configure(method)
+        return asd.run_simulations(model, solver, edatas, num_threads=1)
+
+    rdatas = bare(None)
+    out["steps"] = int(sum(int(np.asarray(r.numsteps)[-1]) for r in rdatas))
+    out["rhs_evaluations"] = int(sum(int(np.asarray(r.num_rhs_evals)[-1]) for r in rdatas))
+    out["calls"] = {
+        "AMICI run_simulations llh": lambda: bare(None),
+        "AMICI run_simulations gradient forward": lambda: bare("forward"),
+        "AMICI run_simulations gradient adjoint": lambda: bare("adjoint"),
+        "AMICI simulate_petab llh": lambda: petab_call(None),
+        "AMICI simulate_petab gradient forward": lambda: petab_call("forward"),
+        "AMICI simulate_petab gradient adjoint": lambda: petab_call("adjoint"),
+    }
     return out
 
 
-def compare(il: dict, am: dict) -> dict:
-    common = sorted(set(il["gradient"]) & set(am.get("gradient", {})))
-    if not common:
-        return {"llh_rel_diff": abs(il["llh"] - am["llh"]) / abs(am["llh"])}
-    a = np.array([il["gradient"][k] for k in common])
-    b = np.array([am["gradient"][k] for k in common])
+# ---------------------------------------------------------------- timing, checks
+def interleaved(calls: dict, rounds: int) -> dict:
+    """Every call once per round (after one warm-up call each)."""
+    for fn in calls.values():
+        fn()
+    times: dict = {k: {"wall": [], "cpu": []} for k in calls}
+    for _ in range(rounds):
+        for key, fn in calls.items():
+            c0, w0 = time.process_time(), time.perf_counter()
+            fn()
+            times[key]["wall"].append(time.perf_counter() - w0)
+            times[key]["cpu"].append(time.process_time() - c0)
     return {
-        "llh_rel_diff": abs(il["llh"] - am["llh"]) / abs(am["llh"]),
-        "grad_rel_diff": float(np.max(np.abs(a - b)) / np.max(np.abs(b))),
-        "n_gradient_entries_compared": len(common),
+        k: {
+            "median": statistics.median(v["wall"]),
+            "min": min(v["wall"]),
+            "cpu_median": statistics.median(v["cpu"]),
+            "runs": v["wall"],
+        }
+        for k, v in times.items()
     }
 
 
+def gradient_difference(a: dict, b: dict) -> dict:
+    common = sorted(set(a) & set(b))
+    if not common:
+        return {}
+    x = np.array([a[k] for k in common])
+    y = np.array([b[k] for k in common])
+    return {
+        "max_abs_diff_over_max_abs": float(np.max(np.abs(x - y)) / np.max(np.abs(y))),
+        "entries": len(common),
+    }
+
+
+def best(timings: dict, keys: list[str], stat: str = "min") -> tuple[str, float] | None:
+    present = [(timings[k][stat], k) for k in keys if k in timings]
+    if not present:
+        return None
+    value, key = min(present)
+    return key, value
+
+
+def records(name: str, r: dict) -> list[dict]:
+    """Summary records for one problem (see run_all.py)."""
+    t = r["timings"]
+    am = r.get("amici", {})
+    out = []
+    main = r["il6rcc"][0]
+    label = main["label"]
+    for quantity, il_key, peer_keys in (
+        ("llh", f"il6rcc {label} llh", ["AMICI run_simulations llh", "AMICI simulate_petab llh"]),
+        (
+            "gradient",
+            f"il6rcc {label} gradient",
+            [
+                "AMICI run_simulations gradient forward",
+                "AMICI run_simulations gradient adjoint",
+                "AMICI simulate_petab gradient forward",
+                "AMICI simulate_petab gradient adjoint",
+            ],
+        ),
+    ):
+        peer = best(t, peer_keys)
+        if peer is None:
+            continue
+        il = t[il_key]["min"]
+        out.append(
+            {
+                "problem": name,
+                "quantity": quantity,
+                "il6rcc_ms": 1e3 * il,
+                "peer": f"{peer[0]} (CVODES, rtol={am['solver']['rtol']}, "
+                f"atol={am['solver']['atol']}, 1 thread; min over rounds)",
+                "peer_ms": 1e3 * peer[1],
+                "ratio": il / peer[1],
+            }
+        )
+    if "import_compile_s" in am:
+        cold = sum(v["total_s"] for v in main["compile"].values())
+        out.append(
+            {
+                "problem": name,
+                "quantity": "compile",
+                "il6rcc_ms": 1e3 * cold,
+                "peer": "AMICI PEtab import + C++ compilation of the model",
+                "peer_ms": 1e3 * am["import_compile_s"],
+                "ratio": cold / am["import_compile_s"],
+            }
+        )
+    return out
+
+
 def report(res: dict) -> str:
-    rows = []
+    text = []
     for name, r in res["problems"].items():
-        il, am = r["il6rcc"], r.get("amici", {})
-        ilc = il["llh_timing"]["trace_s"] + il["llh_timing"]["compile_s"]
-        igc = il["grad_timing"]["trace_s"] + il["grad_timing"]["compile_s"]
-        rows.append(
-            [f"{name} il6rcc", f"{il['llh']:.6f}", C.ms(il["llh_timing"]["median"]),
-             C.ms(il["grad_timing"]["median"]),
-             C.ratio(il["llh_timing"]["median"], am.get("llh_timing", {}).get("median")),
-             C.ratio(il["grad_timing"]["median"], am.get("grad_timing", {}).get("median")),
-             f"load {il['load_s']:.1f} + compile {ilc:.1f} (llh) / {igc:.1f} (grad)"]
-        )  # fmt: skip
-        if "proto" in r:
-            p = r["proto"]
-            rows.append(
-                [f"{name} il6rcc PROTOTYPE InverseChord", f"{p['llh']:.6f}",
-                 C.ms(p["llh_timing"]["median"]), C.ms(p["grad_timing"]["median"]),
-                 C.ratio(p["llh_timing"]["median"], am.get("llh_timing", {}).get("median")),
-                 C.ratio(p["grad_timing"]["median"], am.get("grad_timing", {}).get("median")),
-                 ""]
-            )  # fmt: skip
-        if "llh_timing" in am:
-            rows.append(
-                [f"{name} AMICI simulate_petab", f"{am['llh']:.6f}",
-                 C.ms(am["llh_timing"]["median"]),
-                 C.ms(am["grad_timing"]["median"]), "1", "1",
-                 f"import+compile {am['import_compile_s']:.1f}, setup {am['setup_s']:.1f}"]
-            )  # fmt: skip
-            rows.append(
-                [f"{name} AMICI run_simulations only", "", C.ms(am["sim_llh_timing"]["median"]),
-                 C.ms(am["sim_grad_timing"]["median"]), "", "", ""]
-            )  # fmt: skip
-        elif "skipped" in am:
-            rows.append([f"{name} AMICI", "skipped", "", "", "", "", am["skipped"]])
-    header = ["", "llh", "llh ms", "llh+grad ms", "llh / AMICI", "grad / AMICI", "s apart"]
-    text = [C.markdown_table(header, rows), ""]
-    for name, r in res["problems"].items():
-        c = r.get("check", {})
-        ref = REFERENCE_LLH[name]
-        il_ok = abs(r["il6rcc"]["llh"] - ref) <= LLH_RTOL * abs(ref)
-        text.append(
-            f"- {name}: il6rcc llh {r['il6rcc']['llh']:.6f} (reference {ref}, "
-            f"{'within' if il_ok else 'OUTSIDE'} rtol {LLH_RTOL}); "
-            + (
-                f"il6rcc vs AMICI llh rel diff {c['llh_rel_diff']:.1e}"
+        t = r["timings"]
+        am = r.get("amici", {})
+        ref = REFERENCE_LLH.get(name)
+        text.append(f"### {name}\n")
+        rows = []
+        llh_best = best(t, ["AMICI run_simulations llh", "AMICI simulate_petab llh"])
+        grad_best = best(t, [k for k in t if k.startswith("AMICI") and "gradient" in k])
+        for key, timing in t.items():
+            ratio = ""
+            if key.startswith("il6rcc"):
+                peer = llh_best if key.endswith("llh") else grad_best
+                if peer is not None:
+                    ratio = f"{timing['min'] / peer[1]:.2f}"
+            cpu = C.ms(timing["cpu_median"])
+            rows.append([key, C.ms(timing["min"]), C.ms(timing["median"]), cpu, ratio])
+        header = ["call", "min ms", "median ms", "CPU ms (median)", "/ AMICI best"]
+        text.append(C.markdown_table(header, rows))
+        text.append("")
+        for il in r["il6rcc"]:
+            cold = il["compile"]
+            warm = il["compile_warm"]
+            ok = "no reference"
+            if ref is not None:
+                within = abs(il["llh"] - ref) <= LLH_RTOL * abs(ref)
+                ok = f"reference {ref}: {'within' if within else 'OUTSIDE'} rtol {LLH_RTOL}"
+            diff = gradient_difference(il["gradient"], am.get("gradient_forward", {}))
+            text.append(
+                f"- il6rcc {il['label']}: llh {il['llh']:.6f} ({ok}); "
+                f"{il['steps']} steps"
                 + (
-                    f", gradient {c['grad_rel_diff']:.1e} (max |diff| / max |grad|, "
-                    f"{c['n_gradient_entries_compared']} entries)"
-                    if "grad_rel_diff" in c
+                    f" ({il['work']['rhs_per_step']:.2f} RHS, "
+                    f"{il['work']['jacobians_per_step']:.3f} Jacobians and "
+                    f"{il['work']['factorisations_per_step']:.3f} factorisations per step, "
+                    f"rejected steps included)"
+                    if "work" in il
                     else ""
                 )
-                if c
-                else "AMICI not run"
-            )  # fmt: skip
-        )
+                + f"; compile cold llh {cold['llh']['total_s']:.1f} s "
+                f"(trace {cold['llh']['trace_s']:.1f}) + gradient {cold['grad']['total_s']:.1f} s "
+                f"(trace {cold['grad']['trace_s']:.1f}); warm (second run, persistent cache) "
+                f"{warm['llh']['total_s']:.1f} + {warm['grad']['total_s']:.1f} s"
+                + (
+                    f"; gradient vs AMICI forward: max |diff| / max |grad| "
+                    f"{diff['max_abs_diff_over_max_abs']:.1e} ({diff['entries']} entries)"
+                    if diff
+                    else ""
+                )
+            )
+        if "llh" in am:
+            adj = gradient_difference(am["gradient_adjoint"], am["gradient_forward"]).get(
+                "max_abs_diff_over_max_abs", float("nan")
+            )
+            text.append(
+                f"- AMICI: llh {am['llh']:.6f}; {am['steps']} steps, "
+                f"{am['rhs_evaluations'] / am['steps']:.2f} RHS per step (llh only); "
+                f"import + compile "
+                f"{am['import_compile_s']:.0f} s; max_steps {am['solver']['max_steps']}; "
+                f"adjoint vs forward gradient {adj:.1e}"
+            )
+        elif "skipped" in am:
+            text.append(f"- AMICI skipped: {am['skipped']}")
+        text.append("")
     return "\n".join(text) + "\n"
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=5, help="timed rounds")
     ap.add_argument("--problems", nargs="+", default=list(PROBLEMS), choices=PROBLEMS)
+    ap.add_argument(
+        "--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS),
+        help="il6rcc solver settings to measure (the first is the one in the summary)",
+    )  # fmt: skip
     ap.add_argument("--no-amici", action="store_true")
-    ap.add_argument("--no-prototype", action="store_true", help="skip the InverseChord prototype")
+    ap.add_argument("--fresh-amici", action="store_true", help="rebuild the AMICI models")
     ap.add_argument("--out", type=Path, default=C.RESULTS_DIR)
     args = ap.parse_args(argv)
     t_start = time.perf_counter()
     res: dict = {"environment": C.environment(), "problems": {}}
-    for name in args.problems:
-        r = res["problems"][name] = {}
-        print(f"{name}: il6rcc ...", flush=True)
-        r["il6rcc"] = run_il6rcc(name, args.repeats)
-        il = r["il6rcc"]
-        print(
-            f"  llh {il['llh']:.6f}; llh {C.ms(il['llh_timing']['median'])} ms, gradient "
-            f"{C.ms(il['grad_timing']['median'])} ms",
-            flush=True,
-        )
-        if not args.no_prototype:
-            from _prototypes import InverseChordSettings
-
-            proto = InverseChordSettings(**dataclasses.asdict(DEFAULT_SOLVER))
-            print(f"{name}: il6rcc with the InverseChord prototype ...", flush=True)
-            r["proto"] = run_il6rcc(name, args.repeats, proto)
-            p = r["proto"]
-            print(
-                f"  llh {C.ms(p['llh_timing']['median'])} ms, gradient "
-                f"{C.ms(p['grad_timing']['median'])} ms",
-                flush=True,
-            )
-        if not args.no_amici:
-            print(f"{name}: AMICI ...", flush=True)
-            with tempfile.TemporaryDirectory(prefix="il6rcc_bench_") as tmp:
-                am = r["amici"] = run_amici(
-                    name, args.repeats, DEFAULT_SOLVER.rtol, DEFAULT_SOLVER.atol, Path(tmp)
-                )
-            if "skipped" not in am:
-                r["check"] = compare(il, am)
-                print(
-                    f"  llh {am['llh']:.6f}; llh {C.ms(am['llh_timing']['median'])} ms, "
-                    f"gradient {C.ms(am['grad_timing']['median'])} ms",
-                    flush=True,
-                )
+    with tempfile.TemporaryDirectory(prefix="il6rcc_bench_cache_") as cache:
+        # cold compile times: an empty persistent cache of this run's own
+        runtime.enable_compilation_cache(cache)
+        res["environment"]["compilation_cache"] = "empty at start (a folder of this run's own)"
+        for name in args.problems:
+            print(f"{name}: il6rcc ...", flush=True)
+            ils = [prepare_il6rcc(name, k, SETTINGS[k]) for k in args.settings]
+            am = {}
+            if not args.no_amici:
+                print(f"{name}: AMICI ...", flush=True)
+                am = prepare_amici(name, DEFAULT_SOLVER.rtol, DEFAULT_SOLVER.atol, args.fresh_amici)
+            calls = {}
+            for il in ils:
+                calls.update(il.pop("calls"))
+            calls.update(am.pop("calls", {}))
+            print(f"{name}: {args.repeats} interleaved rounds of {len(calls)} calls", flush=True)
+            timings = interleaved(calls, args.repeats)
+            res["problems"][name] = {"il6rcc": ils, "amici": am, "timings": timings}
+            for il in ils:
+                if il["solver"]["solver"] in ("bdf", "ndf"):
+                    il["work"] = count_work(name, SETTINGS[il["label"]])
+            print(report({"problems": {name: res["problems"][name]}}), flush=True)
     res["environment"]["load_average_at_end"] = C.load_average()
     res["wall_s"] = time.perf_counter() - t_start
+    res["summary"] = [rec for n, r in res["problems"].items() for rec in records(n, r)]
     text = report(res)
-    print("\n" + text)
-    print(f"total wall time {res['wall_s']:.0f} s")
     C.write_json("petab", res, args.out)
     (Path(args.out) / "petab.md").write_text(text, encoding="utf-8")
+    print(f"total wall time {res['wall_s']:.0f} s")
     return 0
 
 

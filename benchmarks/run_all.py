@@ -1,9 +1,13 @@
 """Run every benchmark, each in its own process, and write the results.
 
 ``make bench`` runs this. Results go to ``benchmarks/results/`` (or ``--out``):
-``circuit.json``/``circuit.md`` (issue 2), ``petab.json``/``petab.md`` (issue 7) and
-``latest.md`` (both, with the machine, thread settings and versions). Benchmarks
-are not tests: nothing here fails on a time. ``RESULTS.md`` holds the analysed copy.
+``circuit.json``/``circuit.md`` (issue 2), ``petab.json``/``petab.md`` (issues 7, 16),
+``compile_cache.json``/``.md`` (issue 16), ``latest.md`` (all, with the machine,
+thread settings and versions) and ``summary.json``: one record per problem and
+quantity, ``{"problem", "quantity" ("llh" | "gradient" | "compile"), "il6rcc_ms",
+"peer", "peer_ms", "ratio"}`` with ``ratio`` il6rcc over the peer's best call.
+Benchmarks are not tests: nothing here fails on a time. ``RESULTS.md`` holds the
+analysed copy.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ sys.path.insert(0, str(HERE))
 
 import _common as C  # noqa: E402
 
-SCRIPTS = ("bench_circuit.py", "bench_petab.py")
+SCRIPTS = ("bench_circuit.py", "bench_petab.py", "bench_compile_cache.py")
 
 
 def main(argv=None) -> int:
@@ -45,6 +49,7 @@ def main(argv=None) -> int:
             failures.append(script)
     wall = time.perf_counter() - t0
     write_summary(Path(args.out), wall)
+    write_records(Path(args.out))
     print(f"\nall benchmarks: {wall:.0f} s; results in {Path(args.out).name}/latest.md")
     if failures:
         print(f"FAILED: {', '.join(failures)}", file=sys.stderr)
@@ -63,8 +68,10 @@ def write_summary(out: Path, wall: float) -> Path:
         v = env["versions"]
         parts.append(
             f"- date: {env['date']}\n- machine: {env['machine']} ({env['cpu_model']})\n"
-            f"- threads: XLA_FLAGS {env['threads']['XLA_FLAGS']}; AMICI 1 and 2 OpenMP "
-            f"threads; scipy single-threaded Python loop\n"
+            f"- threads: XLA_FLAGS {env['threads']['XLA_FLAGS']} (il6rcc's PEtab llh "
+            f"solves conditions one after another; its small per-step operations run on "
+            f"one thread); AMICI 1 thread (run_simulations num_threads=1; circuit: 1 and "
+            f"2 OpenMP threads); scipy single-threaded Python loop\n"
             f"- load average at start: {env['load_average_at_start']} (other processes on "
             f"the machine inflate and scatter timings)\n"
             f"- versions: "
@@ -74,13 +81,71 @@ def write_summary(out: Path, wall: float) -> Path:
         )  # fmt: skip
     for name, title in (
         ("circuit", "RCC circuit (issue 2)"),
-        ("petab", "PEtab problems (issue 7)"),
+        ("petab", "PEtab problems (issues 7, 16)"),
+        ("compile_cache", "Compile time of a first and a second run (issue 16)"),
     ):
         md = out / f"{name}.md"
         if md.exists():
             parts.append(f"\n## {title}\n\n" + md.read_text(encoding="utf-8"))
     path = out / "latest.md"
     path.write_text("\n".join(parts), encoding="utf-8")
+    return path
+
+
+def circuit_records(res: dict) -> list[dict]:
+    """Summary records of bench_circuit.py: il6rcc's default settings against AMICI's
+    fastest thread setting (forward sensitivities; its adjoint needs an objective made
+    of data terms, which this scalar is not, so it is not measured here)."""
+    t = res.get("timings", {})
+    am = res.get("amici", {})
+    out = []
+    for quantity, il_key, part in (
+        ("llh", "il6rcc.fwd", "fwd"),
+        ("gradient", "il6rcc.grad", "grad"),
+    ):
+        peers = [(v["min"], k) for k, v in t.items() if k.startswith(f"amici.{part}.")]
+        if il_key not in t or not peers:
+            continue
+        peer_s, peer_key = min(peers)
+        out.append(
+            {
+                "problem": "rcc_circuit (24 conditions, sum of log observables)",
+                "quantity": quantity,
+                "il6rcc_ms": 1e3 * t[il_key]["min"],
+                "peer": f"AMICI {peer_key} ("
+                + ("forward simulation" if part == "fwd" else "forward sensitivities")
+                + ", CVODES, rtol 1e-6, atol 1e-8)",
+                "peer_ms": 1e3 * peer_s,
+                "ratio": t[il_key]["min"] / peer_s,
+            }
+        )
+    il = res.get("il6rcc", {})
+    if "import_compile_s" in am and "fwd" in il and "grad" in il:
+        cold = sum(il[p]["trace_s"] + il[p]["compile_s"] for p in ("fwd", "grad"))
+        out.append(
+            {
+                "problem": "rcc_circuit (24 conditions, sum of log observables)",
+                "quantity": "compile",
+                "il6rcc_ms": 1e3 * cold,
+                "peer": "AMICI PEtab import + C++ compilation of the exported model",
+                "peer_ms": 1e3 * am["import_compile_s"],
+                "ratio": cold / am["import_compile_s"],
+            }
+        )
+    return out
+
+
+def write_records(out: Path) -> Path:
+    """``summary.json`` from the results of bench_circuit.py and bench_petab.py."""
+    records: list[dict] = []
+    circuit = out / "circuit.json"
+    if circuit.exists():
+        records += circuit_records(json.loads(circuit.read_text(encoding="utf-8")))
+    petab = out / "petab.json"
+    if petab.exists():
+        records += json.loads(petab.read_text(encoding="utf-8")).get("summary", [])
+    path = out / "summary.json"
+    path.write_text(json.dumps(records, indent=2) + "\n", encoding="utf-8")
     return path
 
 

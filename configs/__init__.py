@@ -8,3 +8,7 @@ from ._load import model_from_config as model_from_config
 from ._load import shipped_config as shipped_config
 from ._load import solver_from_config as solver_from_config
 from ._schema import RunConfig as RunConfig
+from ._sweep import SbcAxis as SbcAxis
+from ._sweep import SweepConfig as SweepConfig
+from ._sweep import ValuesAxis as ValuesAxis
+from ._sweep import load_sweep_config as load_sweep_config

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ..inference import Gates, LikelihoodSettings, MapSettings, NutsSettings, SviSettings
 from ..models import SolverSettings
-from ..models.circuit import IL6_RECEPTOR, SOCS3_INDUCTION, TKI_ACTION, VARIANTS
+from ..models.circuit import COMPONENTS, VARIANTS
 
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
@@ -32,26 +32,20 @@ def _check_choice(value: str, valid, what: str) -> str:
 
 
 class VariantComponents(Section):
-    """A circuit variant given by its components instead of by name."""
+    """A circuit variant given by its components instead of by name (see
+    :data:`il6rcc.models.circuit.COMPONENTS`)."""
 
     socs3_induction: str = "il6_loop"
     il6_receptor: str = "both"
     tki_action: str = "nfkb_il6"
+    nfkb_activation: str = "akt"
+    ifn_desensitisation: str = "socs3"
+    adaptation: str = "none"
 
-    @field_validator("socs3_induction")
+    @field_validator(*COMPONENTS)
     @classmethod
-    def _socs3(cls, v: str) -> str:
-        return _check_choice(v, SOCS3_INDUCTION, "socs3_induction")
-
-    @field_validator("il6_receptor")
-    @classmethod
-    def _receptor(cls, v: str) -> str:
-        return _check_choice(v, IL6_RECEPTOR, "il6_receptor")
-
-    @field_validator("tki_action")
-    @classmethod
-    def _tki(cls, v: str) -> str:
-        return _check_choice(v, TKI_ACTION, "tki_action")
+    def _component(cls, v: str, info) -> str:
+        return _check_choice(v, COMPONENTS[info.field_name], info.field_name)
 
 
 class ModelSection(Section):

@@ -22,9 +22,11 @@ Typical use::
 from . import _columns as columns
 from ._arrays import ROW_KINDS as ROW_KINDS
 from ._arrays import EvidenceArrays as EvidenceArrays
+from ._build import ReportedDoses as ReportedDoses
 from ._build import build_arrays as build_arrays
 from ._build import nuisance_name as nuisance_name
 from ._build import nuisance_table as nuisance_table
+from ._build import reported_doses as reported_doses
 from ._lint import lint_main as lint_main
 from ._lint import lint_paths as lint_paths
 from ._load import load_evidence as load_evidence
@@ -36,6 +38,7 @@ __all__ = [
     "ROW_KINDS",
     "EvidenceArrays",
     "Issue",
+    "ReportedDoses",
     "build_arrays",
     "columns",
     "lint_main",
@@ -43,6 +46,7 @@ __all__ = [
     "load_evidence",
     "nuisance_name",
     "nuisance_table",
+    "reported_doses",
     "shipped_dir",
     "shipped_evidence_paths",
 ]

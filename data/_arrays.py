@@ -12,14 +12,23 @@ that the likelihood marginalises). Row kinds:
 * ``value`` (one unit): log(measured value) ~ Normal(delta + log blot scale, sigma);
   a fold change has terms (+1 treated, -1 control), an absolute value one term.
 * ``sign`` (one unit): P(direction * delta > 0) through a probit.
-* ``rank`` (one unit per ordered pair of cell lines): each pair a sign unit. (The
-  loader also ranks conditions, e.g. a dose series, the same way: one sign unit per
-  ordered pair of conditions.)
+* ``rank`` (tiers of cell lines or of conditions, e.g. a dose series): one unit per
+  pair of members of *adjacent* tiers (higher minus lower, direction +1); pairs of
+  tiers further apart follow by transitivity and are not units. The row is one ordinal
+  observation: its likelihood is the probability that every member's noisy level
+  lies in its tier, with independent noise per member (so adjacent contrasts that
+  share a member are correlated), not a product over its units. For that the arrays
+  carry the members (*entities*), their levels as signed sums of the row's units
+  (*links*) and the orders that are consistent with the tiers (*chains*).
 * ``interaction`` (one unit, four terms): sign of a difference of differences.
 * ``not_significant`` (one unit): weak evidence that |delta| is small.
 
 Unknown doses are continuous nuisance parameters: ``dose_slots`` name which entries
 of ``batch.inputs`` they fill.
+
+A qualitative contrast's probit scale can grow with its candidate time
+(``row_contrast_scale``): tumour volumes integrate a growth rate over weeks, so their
+contrasts are read as contrasts of growth rates (see ``assays.tsv``).
 """
 
 from __future__ import annotations
@@ -31,6 +40,10 @@ import numpy as np
 from ..models import ConditionBatch
 
 ROW_KINDS = ("value", "sign", "rank", "interaction", "not_significant")
+
+
+def _empty_int(*shape: int) -> np.ndarray:
+    return np.zeros(shape, dtype=np.int32)
 
 
 @dataclass(frozen=True)
@@ -68,6 +81,23 @@ class EvidenceArrays:
     source calls the finding significant: a likelihood may then ask for a minimum
     effect), ``row_cell_line`` (the row's cell line(s) as text, for plots),
     ``nuisance_units`` (the unit of each nuisance dose, the model input's unit).
+
+    Ordinal structure of ``rank`` rows (empty when there are none): entities
+    (n_entities, the members of a rank row's tiers) ``entity_row``; links (n_links)
+    ``link_entity``, ``link_unit``, ``link_sign``: an entity's level relative to its
+    row's first entity is ``sum sign * delta[unit]`` over its links (the first entity
+    has none); chains (n_chains) ``chain_row``, ``chain_sign`` (+1, or -1 for a chain
+    stored reflected: levels negated and tiers in reverse order, so that its top is one
+    member), ``chain_middle`` [n_chains, L] (the entities of the middle tiers, one per
+    level from the top down, -1 padding), and the members of the top and bottom sets
+    as flat lists ``top_chain``/``top_entity`` and ``bottom_chain``/``bottom_entity``.
+    A chain is one order of the middle tiers' members; the row's probability is the
+    sum over its chains (a middle tier of m members gives m! chains; the top and
+    bottom tiers need no order).
+
+    ``row_contrast_scale`` [n_rows, K]: the factor on the probit scale of a
+    qualitative row at each candidate time (1 except for assays whose contrasts are
+    growth-rate contrasts); empty means all ones.
     Method :meth:`check` verifies shapes and index ranges.
     """
 
@@ -104,6 +134,18 @@ class EvidenceArrays:
     row_significant: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     row_cell_line: tuple[str, ...] = ()
     nuisance_units: tuple[str, ...] = ()
+    entity_row: np.ndarray = field(default_factory=lambda: _empty_int(0))
+    link_entity: np.ndarray = field(default_factory=lambda: _empty_int(0))
+    link_unit: np.ndarray = field(default_factory=lambda: _empty_int(0))
+    link_sign: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    chain_row: np.ndarray = field(default_factory=lambda: _empty_int(0))
+    chain_sign: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    chain_middle: np.ndarray = field(default_factory=lambda: _empty_int(0, 0))
+    top_chain: np.ndarray = field(default_factory=lambda: _empty_int(0))
+    top_entity: np.ndarray = field(default_factory=lambda: _empty_int(0))
+    bottom_chain: np.ndarray = field(default_factory=lambda: _empty_int(0))
+    bottom_entity: np.ndarray = field(default_factory=lambda: _empty_int(0))
+    row_contrast_scale: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
 
     @property
     def n_rows(self) -> int:
@@ -116,6 +158,17 @@ class EvidenceArrays:
     @property
     def n_terms(self) -> int:
         return len(self.term_unit)
+
+    @property
+    def n_chains(self) -> int:
+        return len(self.chain_row)
+
+    def contrast_scale(self) -> np.ndarray:
+        """``row_contrast_scale``, or ones [n_rows, K] when it is empty."""
+        scale = np.asarray(self.row_contrast_scale, dtype=np.float64)
+        if scale.size == 0:
+            return np.ones((self.n_rows, self.n_candidates))
+        return scale
 
     @property
     def n_candidates(self) -> int:
@@ -166,8 +219,56 @@ class EvidenceArrays:
             problems.append("some rows have no units")
         if len(set(self.row_ids)) != n_r:
             problems.append("row_ids are not unique")
+        problems += self._check_ordinal()
+        scale = np.asarray(self.row_contrast_scale)
+        if scale.size and (scale.shape != (n_r, k) or not np.all(scale > 0)):
+            problems.append(f"row_contrast_scale must be > 0 with shape {(n_r, k)}")
         if problems:
             raise ValueError("inconsistent EvidenceArrays: " + "; ".join(problems))
+
+    def _check_ordinal(self) -> list[str]:
+        """Entities, links and chains of rank rows: shapes, ranges, one row each."""
+        problems = []
+        n_e, n_c = len(self.entity_row), self.n_chains
+        rank = ROW_KINDS.index("rank")
+        if len(self.link_unit) != len(self.link_entity) or len(self.link_sign) != len(
+            self.link_entity
+        ):
+            problems.append("link_entity, link_unit and link_sign differ in length")
+        elif len(self.link_unit):
+            entity, unit = np.asarray(self.link_entity), np.asarray(self.link_unit)
+            if entity.max() >= n_e or unit.max() >= self.n_units:
+                problems.append("links name entities or units out of range")
+            elif np.any(np.asarray(self.unit_row)[unit] != np.asarray(self.entity_row)[entity]):
+                problems.append("links join an entity to a unit of another row")
+        chain_row = np.asarray(self.chain_row)
+        entity_row = np.asarray(self.entity_row)
+        middle = np.asarray(self.chain_middle)
+        if middle.ndim != 2 or middle.shape[0] != n_c or len(self.chain_sign) != n_c:
+            problems.append("chain_middle and chain_sign need one line per chain")
+            return problems
+        for name in ("top", "bottom"):
+            chain = np.asarray(getattr(self, f"{name}_chain"))
+            entity = np.asarray(getattr(self, f"{name}_entity"))
+            if chain.shape != entity.shape or (
+                chain.size and (chain.max() >= n_c or entity.max() >= n_e or entity.min() < 0)
+            ):
+                problems.append(f"{name}_chain and {name}_entity do not index chains and entities")
+            elif np.setdiff1d(np.arange(n_c), chain).size:
+                problems.append(f"some chains have no {name} member")
+            elif np.any(entity_row[entity] != chain_row[chain]):
+                problems.append(f"a chain's {name} set holds entities of another row")
+        valid = middle >= 0
+        if middle.size and (middle.max() >= n_e or middle.min() < -1):
+            problems.append("chain_middle names entities outside [0, n_entities)")
+        elif np.any(entity_row[middle[valid]] != np.repeat(chain_row, valid.sum(1))):
+            problems.append("a chain's middle holds entities of another row")
+        if n_c and np.any(np.asarray(self.row_kind)[chain_row] != rank):
+            problems.append("chains belong to rows that are not rank rows")
+        ranked = np.flatnonzero(np.asarray(self.row_kind) == rank)
+        if np.setdiff1d(ranked, self.chain_row).size:
+            problems.append("some rank rows have no chain (their ordinal likelihood needs one)")
+        return problems
 
 
 __all__ = ["ROW_KINDS", "EvidenceArrays"]

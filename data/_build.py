@@ -12,8 +12,14 @@ How rows become units and terms (``delta = sum weight * log y(condition, time, o
   cell line; against a ``control_cell_line`` the unit is the difference of the two
   lines' quantities (levels, or ratios to the control when one is given: 4 terms);
 * ``interaction`` (factors a, b over the background): +1 (a+b), -1 a, -1 b, +1 none;
-* ``rank``: one unit per ordered pair (higher tier, lower tier), direction +1; each
-  entity's quantity is its level, or its ratio to the control when one is given;
+* ``rank``: one unit per pair of members of adjacent tiers (higher minus lower),
+  direction +1; each member's (entity's) quantity is its level, or its ratio to the
+  control when one is given. The row's ordinal structure (entities, links from units
+  to entity levels, chains: see :class:`EvidenceArrays`) comes from
+  :func:`rank_structure`;
+* contrast scale: the probit scale of a qualitative row at each candidate time t is
+  multiplied by its assay's ``contrast_scale(t)`` (tumour volumes: growth-rate
+  contrasts, see ``assays.tsv``);
 * times: a known time is one candidate of weight 1; ``unknown`` takes the assay's grid
   and weights (``assays.tsv``); stated candidates ``1|2|24`` get equal weights. A
   control read at ``control_time_h`` uses that time for every candidate.
@@ -25,8 +31,10 @@ placeholder, and ``dose_slots`` says which entries the inference overwrites.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -66,17 +74,11 @@ def row_units(row: EvidenceRow) -> list[tuple[int, list[_Term]]]:
         return [(-w, line, perts, ctl) for w, line, perts, ctl in terms]
 
     if row.kind == "rank":
-        if len(row.cell_lines) > 1:
-            tiers = [[(line, row.condition) for line in tier] for tier in row.cell_lines]
-        else:
-            tiers = [[(row.cell_line, cond) for cond in tier] for tier in row.conditions]
-        units = []
-        for i, higher in enumerate(tiers):
-            for lower_tier in tiers[i + 1 :]:
-                for hi in higher:
-                    for lo in lower_tier:
-                        units.append((1, quantity(*hi) + minus(quantity(*lo))))
-        return units
+        tiers = _rank_tiers(row)
+        return [
+            (1, quantity(*tiers[i][a]) + minus(quantity(*tiers[i + 1][b])))
+            for i, a, b in _adjacent_pairs([len(t) for t in tiers])
+        ]
     if row.kind == "interaction":
         a, b = row.condition
         line, bg = row.cell_line, row.background
@@ -95,6 +97,82 @@ def row_units(row: EvidenceRow) -> list[tuple[int, list[_Term]]]:
     if row.control_cell_line is not None:
         terms += minus(quantity(row.control_cell_line, row.condition))
     return [(row.direction, terms)]
+
+
+def _rank_tiers(row: EvidenceRow) -> list[list[tuple[str, Perturbations]]]:
+    """The (cell line, condition) of every member of a rank row, tier by tier."""
+    if len(row.cell_lines) > 1:
+        return [[(line, row.condition) for line in tier] for tier in row.cell_lines]
+    return [[(row.cell_line, cond) for cond in tier] for tier in row.conditions]
+
+
+def _adjacent_pairs(sizes: Sequence[int]) -> list[tuple[int, int, int]]:
+    """(tier i, member of tier i, member of tier i + 1): a rank row's units, in order."""
+    return [
+        (i, a, b)
+        for i in range(len(sizes) - 1)
+        for a in range(sizes[i])
+        for b in range(sizes[i + 1])
+    ]
+
+
+@dataclass(frozen=True)
+class RankStructure:
+    """The ordinal structure of one rank row, in the row's own indices.
+
+    ``tiers``: entity indices per tier (entities numbered tier by tier, from the top);
+    ``links``: (entity, unit, sign): an entity's level minus the first entity's is
+    ``sum sign * delta[unit]`` over its links (units as :func:`row_units` orders them);
+    ``chains``: (top, middle, bottom) entity indices, one per order of the members of
+    the middle tiers (the middle listed from the top down); ``sign``: -1 when the chains
+    are stored reflected (levels negated, tiers reversed: a rank whose top tier has
+    several members and whose bottom tier one is computed with a one-member top).
+    """
+
+    tiers: tuple[tuple[int, ...], ...]
+    links: tuple[tuple[int, int, int], ...]
+    chains: tuple[tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]], ...]
+    sign: int = 1
+
+
+def rank_structure(sizes: Sequence[int]) -> RankStructure:
+    """Entities, links and chains of a rank with tiers of these sizes (top first)."""
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise ValueError(f"a rank needs at least two non-empty tiers, got sizes {list(sizes)}")
+    offsets = np.cumsum([0, *sizes])
+    tiers = tuple(tuple(range(offsets[t], offsets[t + 1])) for t in range(len(sizes)))
+    unit = {pair: u for u, pair in enumerate(_adjacent_pairs(sizes))}
+    last = len(sizes) - 1
+    paths: dict[tuple[int, int], dict[int, int]] = {(0, 0): {}}
+
+    def add(path: dict[int, int], u: int, sign: int) -> dict[int, int]:
+        out = dict(path)
+        out[u] = out.get(u, 0) + sign
+        return {k: v for k, v in out.items() if v}
+
+    # delta(a, b) = level a - level b for a in tier i, b in tier i + 1: walk down the
+    # first members, then step sideways through a neighbouring tier
+    for t in range(1, last + 1):
+        paths[(t, 0)] = add(paths[(t - 1, 0)], unit[(t - 1, 0, 0)], -1)
+    for t in range(last + 1):
+        for m in range(1, sizes[t]):
+            if t < last:
+                paths[(t, m)] = add(paths[(t + 1, 0)], unit[(t, m, 0)], +1)
+            else:
+                paths[(t, m)] = add(paths[(t - 1, 0)], unit[(t - 1, 0, m)], -1)
+    links = tuple(
+        (tiers[t][m], u, sign)
+        for (t, m), path in sorted(paths.items())
+        for u, sign in sorted(path.items())
+    )
+    sign = -1 if len(tiers[0]) > 1 and len(tiers[-1]) == 1 else 1
+    ordered = tiers if sign == 1 else tiers[::-1]
+    middle_orders = itertools.product(*(itertools.permutations(t) for t in ordered[1:-1]))
+    chains = tuple(
+        (ordered[0], tuple(e for tier in order for e in tier), ordered[-1])
+        for order in middle_orders
+    )
+    return RankStructure(tiers, links, chains, sign)
 
 
 class _Conditions:
@@ -209,6 +287,7 @@ def build_arrays(
     n_rows = len(rows)
     row_time_index = np.zeros((n_rows, k_max), dtype=np.int32)
     row_time_logw = np.full((n_rows, k_max), -np.inf)
+    row_contrast_scale = np.ones((n_rows, k_max))
     row_kind = np.zeros(n_rows, dtype=np.int32)
     row_value = np.full(n_rows, np.nan)
     row_log_sd = np.full(n_rows, np.nan)
@@ -218,10 +297,15 @@ def build_arrays(
     row_significant = np.zeros(n_rows, dtype=bool)
     unit_row, unit_direction = [], []
     term_unit, term_cond, term_obs, term_weight, term_time = [], [], [], [], []
+    entity_row: list[int] = []
+    links: list[tuple[int, int, int]] = []
+    chains: list[tuple[int, int, tuple[int, ...], tuple[int, ...], tuple[int, ...]]] = []
     for r, row in enumerate(rows):
         idx = [t_index[t] for t in row.times]
         row_time_index[r] = idx + [idx[0]] * (k_max - len(idx))
         row_time_logw[r, : len(idx)] = np.log(np.asarray(row.time_weights))
+        scales = [row.assay.contrast_scale(t) for t in row.times]
+        row_contrast_scale[r] = scales + [scales[0]] * (k_max - len(scales))
         row_kind[r] = ROW_KINDS.index(row.kind)
         if row.value is not None:
             row_value[r] = math.log(row.value)
@@ -240,6 +324,15 @@ def build_arrays(
             if row.control_time is not None
             else row_time_index[r]
         )
+        if row.kind == "rank":
+            structure = rank_structure([len(t) for t in _rank_tiers(row)])
+            e0, u0 = len(entity_row), len(unit_row)
+            entity_row.extend([r] * sum(len(t) for t in structure.tiers))
+            links.extend((e0 + e, u0 + u, sign) for e, u, sign in structure.links)
+            chains.extend(
+                (r, structure.sign, *(tuple(e0 + e for e in part) for part in chain))
+                for chain in structure.chains
+            )
         for direction, terms in row_units(row):
             u = len(unit_row)
             unit_row.append(r)
@@ -267,6 +360,7 @@ def build_arrays(
         row_scale_group=row_scale,
         row_time_index=row_time_index,
         row_time_logw=row_time_logw,
+        row_contrast_scale=row_contrast_scale,
         unit_row=np.asarray(unit_row, dtype=np.int32),
         unit_direction=np.asarray(unit_direction, dtype=np.int32),
         term_unit=np.asarray(term_unit, dtype=np.int32),
@@ -289,7 +383,59 @@ def build_arrays(
         row_significant=row_significant,
         row_cell_line=tuple(" > ".join(", ".join(t) for t in r.cell_lines) for r in rows),
         nuisance_units=tuple(p.unit for p in priors),
+        entity_row=np.asarray(entity_row, dtype=np.int32),
+        link_entity=np.asarray([e for e, _, _ in links], dtype=np.int32),
+        link_unit=np.asarray([u for _, u, _ in links], dtype=np.int32),
+        link_sign=np.asarray([sign for _, _, sign in links], dtype=np.float64),
+        chain_row=np.asarray([c[0] for c in chains], dtype=np.int32),
+        chain_sign=np.asarray([c[1] for c in chains], dtype=np.float64),
+        chain_middle=_padded([c[3] for c in chains]),
+        top_chain=np.asarray([i for i, c in enumerate(chains) for _ in c[2]], dtype=np.int32),
+        top_entity=np.asarray([e for c in chains for e in c[2]], dtype=np.int32),
+        bottom_chain=np.asarray([i for i, c in enumerate(chains) for _ in c[4]], dtype=np.int32),
+        bottom_entity=np.asarray([e for c in chains for e in c[4]], dtype=np.int32),
     )
+
+
+def _padded(parts: Sequence[tuple[int, ...]]) -> np.ndarray:
+    """Rows of entity indices padded with -1 to a common width."""
+    width = max([0, *(len(p) for p in parts)])
+    out = np.full((len(parts), width), -1, dtype=np.int32)
+    for i, part in enumerate(parts):
+        out[i, : len(part)] = part
+    return out
+
+
+@dataclass(frozen=True)
+class ReportedDoses:
+    """The doses of one model input that the evidence states (``values``, in the
+    input's unit, sorted) and the nuisance quantities that stand for the ones it does
+    not (``nuisances``, names of :attr:`EvidenceArrays.nuisance_names`)."""
+
+    values: tuple[float, ...]
+    nuisances: tuple[str, ...]
+
+
+def reported_doses(arrays: EvidenceArrays, model: ODEModel) -> dict[str, ReportedDoses]:
+    """Per dosed model input used by the evidence: the doses the sources report and the
+    nuisances of the unknown ones, so that predictions are made at reported doses (a
+    TKI's own series: sorafenib 0.5-10 uM, pazopanib 1-50 uM) and, where no dose is
+    reported (IFN-a, tocilizumab in vitro, every in-vivo exposure), at the posterior
+    draws of the nuisance dose rather than at an invented number."""
+    inputs = np.asarray(arrays.batch.inputs)
+    unknown = np.zeros(inputs.shape, dtype=bool)
+    slots = np.asarray(arrays.dose_slots).reshape(-1, 2)
+    unknown[slots[:, 0], slots[:, 1]] = True
+    out = {}
+    for i, name in enumerate(model.input_names):
+        known = inputs[~unknown[:, i], i]
+        values = tuple(float(v) for v in np.unique(known[known > 0]))
+        nuisances = tuple(
+            sorted({arrays.nuisance_names[n] for n in arrays.dose_nuisance[slots[:, 1] == i]})
+        )
+        if (values or nuisances) and not model.inputs[i].indicator:
+            out[name] = ReportedDoses(values, nuisances)
+    return out
 
 
 def nuisance_table(arrays: EvidenceArrays) -> Mapping[str, tuple[float, float, str]]:
@@ -306,4 +452,14 @@ def nuisance_table(arrays: EvidenceArrays) -> Mapping[str, tuple[float, float, s
     }
 
 
-__all__ = ["build_arrays", "nuisance_name", "nuisance_table", "parse_frame", "row_units"]
+__all__ = [
+    "RankStructure",
+    "ReportedDoses",
+    "build_arrays",
+    "nuisance_name",
+    "nuisance_table",
+    "parse_frame",
+    "rank_structure",
+    "reported_doses",
+    "row_units",
+]

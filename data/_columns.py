@@ -252,6 +252,12 @@ CANDIDATE_TIMES_H = "candidate_times_h"
 TIME_WEIGHTS = "time_weights"
 #: Why this grid (source or reason).
 TIME_SOURCE = "time_source"
+#: Reference horizon t_ref (hours) of an assay whose qualitative contrasts integrate a
+#: rate over time (tumour volumes): their probit scale grows as sqrt(1 + (t / t_ref)^2);
+#: ``-`` for none.
+CONTRAST_HORIZON_H = "contrast_horizon_h"
+#: Why that horizon (source or ``assumed: <reason>``); ``-`` when there is none.
+CONTRAST_SOURCE = "contrast_source"
 
 ASSAY_COLUMNS: tuple[str, ...] = (
     ASSAY_ID,
@@ -261,6 +267,8 @@ ASSAY_COLUMNS: tuple[str, ...] = (
     CANDIDATE_TIMES_H,
     TIME_WEIGHTS,
     TIME_SOURCE,
+    CONTRAST_HORIZON_H,
+    CONTRAST_SOURCE,
 )
 ASSAY_REQUIRED: tuple[str, ...] = ASSAY_COLUMNS
 

@@ -137,6 +137,15 @@ class Assay:
     times: tuple[float, ...]
     weights: tuple[float, ...]
     time_source: str
+    contrast_horizon_h: float | None = None
+    contrast_source: str = ""
+
+    def contrast_scale(self, t: float) -> float:
+        """Factor on the probit scale of a qualitative contrast read at ``t`` hours:
+        sqrt(1 + (t / t_ref)^2) for an assay with a contrast horizon, else 1."""
+        if self.contrast_horizon_h is None:
+            return 1.0
+        return (1.0 + (t / self.contrast_horizon_h) ** 2) ** 0.5
 
 
 @dataclass(frozen=True)
@@ -192,6 +201,16 @@ def _parse_assay(
             problems.append(
                 f"{len(weights)} time weights for {len(times)} candidate times; expected equal"
             )
+    horizon = None
+    if record[C.CONTRAST_HORIZON_H] != "-":
+        horizon, issues = parse_positive(record[C.CONTRAST_HORIZON_H], "contrast horizon (hours)")
+        problems.extend(issues)
+        if record[C.CONTRAST_SOURCE] == "-":
+            problems.append(
+                "a contrast_horizon_h needs its contrast_source (a source or 'assumed: ...')"
+            )
+    elif record[C.CONTRAST_SOURCE] != "-":
+        problems.append("contrast_source is given without a contrast_horizon_h; use '-' for both")
     if problems:
         return None, problems
     total = sum(weights)
@@ -204,6 +223,8 @@ def _parse_assay(
             tuple(times),
             tuple(w / total for w in weights),
             record[C.TIME_SOURCE],
+            horizon,
+            "" if horizon is None else record[C.CONTRAST_SOURCE],
         ),
         [],
     )

@@ -101,6 +101,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress output")
     _add_fit_overrides(p, "default")
 
+    p = sub.add_parser(
+        "sweep",
+        help="many fits from a sweep file (variants, seeds, config keys, SBC replicates), "
+        "locally or on Slurm; rerun to continue",
+    )
+    p.add_argument("sweep", type=Path, help="sweep YAML (see configs/sweeps/)")
+    p.add_argument("--out", required=True, type=Path, help="sweep folder (one run folder each)")
+    p.add_argument("--executor", choices=["local", "slurm"], help="default: the sweep file's")
+    p.add_argument("--jobs", type=int, help="local executor: fits at once (default 1)")
+    p.add_argument("--dry-run", action="store_true", help="validate and list the elements")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
     p = sub.add_parser("report", help="write a self-contained HTML report of a run")
     p.add_argument("run_dir", type=Path)
     p.add_argument("--out", type=Path, help="report file (default RUN_DIR/report.html)")
@@ -130,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("problem", help="PEtab problem YAML")
     q.add_argument("--rtol", type=float, default=1e-8)
     q.add_argument("--atol", type=float, default=1e-8)
+    q.add_argument("--max-steps", type=int, default=None, help="solver steps per solve")
     q = psub.add_parser(
         "fit",
         help="fit a PEtab problem: the short form of 'il6rcc fit' with model: {petab: PROBLEM}",
@@ -179,6 +192,17 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.config is None or args.out is None:
             raise Il6rccError("il6rcc fit needs CONFIG and --out DIR (or --resume RUN_DIR)")
         return run_fit(args.config, args.out, _overrides(args), quiet=args.quiet)
+    if args.command == "sweep":
+        from .jobs.sweep import run_sweep
+
+        return run_sweep(
+            args.sweep,
+            args.out,
+            executor=args.executor,
+            jobs=args.jobs,
+            dry_run=args.dry_run,
+            quiet=args.quiet,
+        )
     if args.command == "report":
         from .jobs.report import write_report
 
@@ -204,7 +228,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         from . import petab_io as petab
 
         if args.petab_command == "llh":
-            return petab.llh_main(args.problem, rtol=args.rtol, atol=args.atol)
+            return petab.llh_main(
+                args.problem, rtol=args.rtol, atol=args.atol, max_steps=args.max_steps
+            )
         if args.petab_command == "export":
             return petab.export_main(args.config, args.out)
         from .jobs.fit import run_petab_fit

@@ -15,28 +15,74 @@ import os
 import sys
 import warnings
 
+#: Largest size of the persistent compilation cache (bytes); least recently used
+#: programs are evicted beyond it. Setting a size also makes JAX hold a file lock
+#: while it reads or writes an entry (see :func:`enable_compilation_cache`).
+CACHE_MAX_BYTES = 4 * 1024**3
+#: Programs that compile faster than this are not worth a cache entry (seconds).
+CACHE_MIN_COMPILE_SECS = 0.2
+
 
 def compilation_cache_dir() -> str | None:
     """Where compiled XLA programs are kept between runs: the folder named by
-    ``$IL6RCC_JAX_CACHE`` (``default`` means ``~/.cache/il6rcc/jax``); None (no
-    persistent cache, the default) when it is unset or ``off``.
-
-    Off by default: while several processes shared the cache, reading a cached
-    executable crashed the process (segfault / abort inside JAX's cache read) twice in
-    our tests. Opt in for a single job at a time, ideally with a folder of its own.
+    ``$IL6RCC_JAX_CACHE``; by default ``$XDG_CACHE_HOME/il6rcc/jax`` (usually
+    ``~/.cache/il6rcc/jax``); None (no persistent cache) when it is ``off``.
     """
     value = os.environ.get("IL6RCC_JAX_CACHE", "").strip()
-    if value.lower() in ("", "off", "0", "none", "false"):
+    if value.lower() in ("off", "0", "none", "false"):
         return None
-    if value.lower() == "default":
-        return os.path.join(os.path.expanduser("~"), ".cache", "il6rcc", "jax")
+    if value.lower() in ("", "default", "on"):
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        return os.path.join(base, "il6rcc", "jax")
     return value
 
 
+def enable_compilation_cache(path: str) -> bool:
+    """Keep compiled programs in ``path`` between runs, safely for several processes
+    at once. Returns False (and warns) when that cannot be done safely.
+
+    JAX writes a cache entry with a plain ``write_bytes``; without a size limit it
+    takes no lock, so a process that reads an entry while another one is still
+    writing it gets a truncated program (we saw crashes when several test processes
+    shared the cache). With a size limit JAX evicts old entries and holds a
+    ``filelock`` around every read and write of the cache folder, so a reader never
+    sees a half-written entry. A corrupt entry (a process killed while writing) fails
+    its checksum when read and is recompiled, with a warning.
+    """
+    import jax
+
+    try:
+        import filelock  # noqa: F401  (JAX needs it for the locked, size-limited cache)
+    except ImportError:
+        warnings.warn(
+            "the persistent compilation cache needs the 'filelock' package to be safe "
+            "with several processes; it stays off (pip install filelock)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return False
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as err:
+        warnings.warn(
+            f"cannot create the compilation cache folder {path!r} ({err}); it stays off. "
+            f"Set IL6RCC_JAX_CACHE to a writable folder, or to 'off'.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return False
+    max_bytes = int(os.environ.get("IL6RCC_JAX_CACHE_MAX_BYTES", CACHE_MAX_BYTES))
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_compilation_cache_max_size", max_bytes)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", CACHE_MIN_COMPILE_SECS)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return True
+
+
 def setup(*, x64: bool = True, on_error: str = "nan") -> None:
-    """Switch on float64, make solver errors non-fatal and, when ``IL6RCC_JAX_CACHE``
-    names a folder, keep compiled programs there between runs (compiling the circuit's
-    gradient takes minutes). Idempotent."""
+    """Switch on float64, make solver errors non-fatal and keep compiled programs
+    between runs (see :func:`compilation_cache_dir`; compiling a gradient takes up to
+    minutes, reading it back a fraction of a second). Idempotent."""
     if "equinox" in sys.modules:
         current = sys.modules["equinox"]._config.EQX_ON_ERROR  # type: ignore[attr-defined]
         if current != on_error:
@@ -55,8 +101,7 @@ def setup(*, x64: bool = True, on_error: str = "nan") -> None:
     jax.config.update("jax_enable_x64", x64)
     cache = compilation_cache_dir()
     if cache is not None:
-        jax.config.update("jax_compilation_cache_dir", cache)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 2.0)
+        enable_compilation_cache(cache)
 
 
 def require_x64() -> None:
@@ -86,4 +131,12 @@ def device_description() -> dict[str, str]:
     }
 
 
-__all__ = ["compilation_cache_dir", "device_description", "require_x64", "setup"]
+__all__ = [
+    "CACHE_MAX_BYTES",
+    "CACHE_MIN_COMPILE_SECS",
+    "compilation_cache_dir",
+    "device_description",
+    "enable_compilation_cache",
+    "require_x64",
+    "setup",
+]

@@ -45,6 +45,7 @@ from ._likelihood import evidence_data as evidence_data
 from ._likelihood import reproduced_probability as reproduced_probability
 from ._likelihood import row_log_likelihood as row_log_likelihood
 from ._likelihood import row_prediction as row_prediction
+from ._likelihood import row_weights as row_weights
 from ._likelihood import unit_deltas as unit_deltas
 from ._map import BfgsStepper as BfgsStepper
 from ._map import MapSettings as MapSettings

@@ -172,7 +172,7 @@ def problem_data(problem: EvidenceProblem) -> EvidenceData:
         basal_param_index=np.asarray(b.basal_param_index, dtype=np.int32),
         basal_inputs=np.asarray(b.basal_inputs, dtype=np.float64),
         times=np.asarray(arrays.times, dtype=np.float64),
-        ev=evidence_data(arrays),
+        ev=evidence_data(arrays, problem.likelihood.weighting),
         row_weight=np.array([0.0 if r in holdout else 1.0 for r in arrays.row_ids]),
     )
 
@@ -281,7 +281,11 @@ def _evaluate(problem: EvidenceProblem, x, data: EvidenceData):
     inputs = inputs_with_doses(data, doses_of(data, sites))
     obs, ok = simulate_conditions(problem, data, rows, inputs)
     sigma = sigmas_of(data, sites)
-    row_llh = row_log_likelihood(data.ev, obs, ok, problem.likelihood, sigma, sites.blot_scale)
+    # each row's term of the fitted log density (its statement weight included; held-out
+    # rows too), so pointwise LOO removes exactly what the fit used
+    row_llh = data.ev["row_weight"] * row_log_likelihood(
+        data.ev, obs, ok, problem.likelihood, sigma, sites.blot_scale
+    )
     all_ok = jnp.all(ok)
     fitted = jnp.sum(data.row_weight * row_llh)
     lp = log_prior(problem, sites) + jnp.where(all_ok, fitted, -jnp.inf)

@@ -2,20 +2,42 @@
 
 A row's model quantity is the contrast delta of its units (see
 :mod:`il6rcc.data`): sum of weight * log(observable) over its terms, at each of the
-row's candidate sampling times. Per unit:
+row's candidate sampling times. Per row kind, with s = probit_scale times the row's
+contrast scale at that time (1, or growing with the horizon for tumour volumes: see
+below):
 
 * value: log(measured) ~ Normal(delta + blot scale, sigma): qPCR fold changes
   (log-normal on the ratio to the matched control), western densitometry (with a
   per-blot scale), MTT relative to untreated, ELISA/Luminex absolute, tumour volume and
   SUVmax; sigma is the source's log-scale spread when given, else the assay's noise;
-* sign, rank pair, interaction: probit, P = Phi(direction * delta / probit_scale);
-* not significant: P = floor + (1 - floor) * P(|delta + e| < effect), e ~ N(0,
-  probit_scale^2): favours small effects, but weakly (a non-significant result of a
-  study of unknown power is never read as a zero effect).
+* sign, interaction: probit, P = Phi(direction * delta / s);
+* rank (tiers T_1 > ... > T_k): one ordinal observation. Each member's level is seen
+  with independent normal noise of SD s / sqrt(2), and P is the probability that every
+  member lies above every member of the next tier (:mod:`._ordinal`). Its units are
+  the k - 1 adjacent contrasts (for tiers of one member; every pair of members of
+  adjacent tiers otherwise), correlated through the members they share, never the
+  k (k - 1) / 2 pairs as independent probits. A two-member rank equals the sign probit;
+* not significant: P = floor + (1 - floor) * P(|delta + e| < effect), e ~ N(0, s^2):
+  favours small effects, but weakly (a non-significant result of a study of unknown
+  power is never read as a zero effect).
+
+Contrast scale: a tumour volume after t hours is the exponential of a growth rate
+integrated over t, so the noise of a log-volume contrast between groups of animals
+grows with t (between-animal growth-rate variability adds to the measurement error).
+Rows of an assay with a ``contrast_horizon_h`` t_ref (``assays.tsv``) use
+s = probit_scale * sqrt(1 + (t / t_ref)^2) (and a not-significant effect scaled alike):
+a contrast of probit_scale at short horizons, a growth-rate contrast of
+probit_scale / t_ref per hour at long ones. Value rows keep their own spread. (A
+constant probit on a log volume after 3-6 weeks made the MAP Hessian's stiffest
+directions 1e3-1e4 times stiffer than any in-vitro contrast.)
 
 Units of a row share its sampling time; an unknown time is a discrete nuisance that
-is summed out with its prior weights: row log-lik = logsumexp_k(log w_k + sum_units
-log p_unit(k)).
+is summed out with its prior weights: row log-lik = logsumexp_k(log w_k + log p_row(k)).
+
+Weighting (:func:`row_weights`): ``row`` gives every row weight 1; ``statement`` gives
+the rows that share one published statement (their primary ``statement_ids``) weights
+1 / (their number), so every statement carries the same total weight (rows without a
+statement count as their own statement).
 
 The evidence enters as a dict of arrays (:func:`evidence_data`) passed to the jitted
 functions as an argument, so compiled programs do not depend on the data's values.
@@ -24,7 +46,7 @@ functions as an argument, so compiled programs do not depend on the data's value
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Literal
 
 import jax
 import jax.numpy as jnp
@@ -33,14 +55,17 @@ from jax.scipy.special import log_ndtr, logsumexp, ndtr
 from pydantic import ConfigDict, Field
 
 from ..data import ROW_KINDS, EvidenceArrays
+from ._ordinal import BLOCK, log_order_probability
 
 KIND = {name: i for i, name in enumerate(ROW_KINDS)}
+#: How the rows' log-likelihoods are weighted in the fitted log density.
+WEIGHTINGS = ("row", "statement")
 
 
 @dataclass(frozen=True)
 class LikelihoodSettings:
     """The observation models' settings: the ``likelihood`` section of a job config
-    (validated there; defaults live here, once).
+    (validated there; defaults live here, once). See the module docstring.
 
     ``probit_scale``: sigma of the probit on qualitative contrasts (log units).
     ``not_significant_effect``: the log effect a study would have detected; "not
@@ -48,7 +73,10 @@ class LikelihoodSettings:
     ``not_significant_floor``: probability of a non-significant result even for a large
     effect (keeps such rows weak). ``noise_scale``: half-normal scale of each assay's
     log-normal noise SD when the source gives none. ``blot_scale_sd``: prior SD of the
-    log scale of each western blot.
+    log scale of each western blot. ``weighting``: ``row`` (every evidence row weight 1)
+    or ``statement`` (the rows expanded from one published statement share a total
+    weight of 1, so a sentence that became 21 rows counts as much as one that became
+    one row). ``rank_grid``: quadrature points of the ordinal rank likelihood.
     """
 
     __pydantic_config__ = ConfigDict(extra="forbid")
@@ -58,6 +86,43 @@ class LikelihoodSettings:
     not_significant_floor: Annotated[float, Field(gt=0, lt=1)] = 0.2
     noise_scale: Annotated[float, Field(gt=0)] = 0.5
     blot_scale_sd: Annotated[float, Field(gt=0)] = 2.0
+    weighting: Literal["row", "statement"] = "row"
+    rank_grid: Annotated[int, Field(gt=0)] = 256
+
+    def __post_init__(self) -> None:
+        if self.weighting not in WEIGHTINGS:
+            raise ValueError(
+                f"likelihood weighting {self.weighting!r} is not one of {list(WEIGHTINGS)}"
+            )
+        if self.rank_grid < BLOCK or self.rank_grid % BLOCK:
+            raise ValueError(
+                f"rank_grid must be a positive multiple of {BLOCK} quadrature points, "
+                f"got {self.rank_grid}"
+            )
+
+
+def row_weights(arrays: EvidenceArrays, weighting: str = "row") -> np.ndarray:
+    """Weight of every row's log-likelihood in the fitted log density, [n_rows].
+
+    ``row``: ones. ``statement``: 1 / (rows sharing the row's primary statement), so
+    each statement's rows sum to 1; a row without a statement is its own statement.
+    Counted over all rows of ``arrays`` (held-out rows included, so leaving a row out
+    removes exactly its term)."""
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting {weighting!r} is not one of {list(WEIGHTINGS)}")
+    n = arrays.n_rows
+    if weighting == "row":
+        return np.ones(n)
+    statement = np.asarray(arrays.row_statement, dtype=np.int64)
+    if statement.shape != (n,):
+        raise ValueError(
+            "statement weighting needs row_statement (one entry per row); these arrays "
+            f"have shape {statement.shape} for {n} rows"
+        )
+    n_stmt = int(statement.max(initial=-1)) + 1
+    group = np.where(statement >= 0, statement, n_stmt + np.arange(n))
+    counts = np.bincount(group)
+    return 1.0 / counts[group]
 
 
 def value_sd_groups(arrays: EvidenceArrays) -> np.ndarray:
@@ -68,8 +133,10 @@ def value_sd_groups(arrays: EvidenceArrays) -> np.ndarray:
     return np.unique(np.asarray(arrays.row_noise_group)[mask]).astype(np.int32)
 
 
-def evidence_data(arrays: EvidenceArrays) -> dict[str, np.ndarray]:
-    """The evidence as a flat dict of numeric arrays (the likelihood's data argument)."""
+def evidence_data(arrays: EvidenceArrays, weighting: str = "row") -> dict[str, np.ndarray]:
+    """The evidence as a flat dict of numeric arrays (the likelihood's data argument).
+
+    ``weighting``: see :func:`row_weights` (its result is ``row_weight``)."""
     unit_row = np.asarray(arrays.unit_row, dtype=np.int32)
     first = np.zeros(arrays.n_rows, dtype=np.int32)
     for u in range(len(unit_row) - 1, -1, -1):
@@ -94,6 +161,19 @@ def evidence_data(arrays: EvidenceArrays) -> dict[str, np.ndarray]:
         "row_blot": np.maximum(scale_group, 0),
         "row_time_logw": np.asarray(arrays.row_time_logw, dtype=np.float64),
         "row_first_unit": first,
+        "row_contrast_scale": arrays.contrast_scale(),
+        "row_weight": row_weights(arrays, weighting),
+        "entity_row": np.asarray(arrays.entity_row, dtype=np.int32),
+        "link_entity": np.asarray(arrays.link_entity, dtype=np.int32),
+        "link_unit": np.asarray(arrays.link_unit, dtype=np.int32),
+        "link_sign": np.asarray(arrays.link_sign, dtype=np.float64),
+        "chain_row": np.asarray(arrays.chain_row, dtype=np.int32),
+        "chain_sign": np.asarray(arrays.chain_sign, dtype=np.float64),
+        "chain_middle": np.asarray(arrays.chain_middle, dtype=np.int32),
+        "top_chain": np.asarray(arrays.top_chain, dtype=np.int32),
+        "top_entity": np.asarray(arrays.top_entity, dtype=np.int32),
+        "bottom_chain": np.asarray(arrays.bottom_chain, dtype=np.int32),
+        "bottom_entity": np.asarray(arrays.bottom_entity, dtype=np.int32),
     }
 
 
@@ -117,6 +197,45 @@ def _blot_offset(ev: dict, blot_scale: jax.Array, rows) -> jax.Array:
     return jnp.where(ev["row_has_blot"][rows], blot_scale[ev["row_blot"][rows]], 0.0)
 
 
+def rank_log_probability(ev: dict, delta: jax.Array, scale: jax.Array, grid_size: int = 256):
+    """Log-probability of every rank row's order at every candidate time, [n_rows, K]
+    (0 for rows that are not ranks).
+
+    Args:
+        delta: [n_units, K] unit contrasts (:func:`unit_deltas`).
+        scale: [n_rows, K] probit scale s of each row and time; member noise SD s/sqrt(2).
+    """
+    n_rows, k = ev["row_kind"].shape[0], delta.shape[1]
+    n_chains = ev["chain_row"].shape[0]
+    if n_chains == 0:
+        return jnp.zeros((n_rows, k))
+    n_entities = ev["entity_row"].shape[0]
+    level = jax.ops.segment_sum(
+        ev["link_sign"][:, None] * delta[ev["link_unit"]],
+        ev["link_entity"],
+        num_segments=n_entities,
+    )  # [n_entities, K], relative to each row's first member
+    level = level / (scale[ev["entity_row"]] / jnp.sqrt(2.0))  # in member noise SDs
+    rows, sign = ev["chain_row"], ev["chain_sign"][:, None]
+    middle = ev["chain_middle"]
+    mid_levels = jnp.moveaxis(level[jnp.maximum(middle, 0)], -1, 1)  # [n_chains, K, L]
+    lp_chain = log_order_probability(
+        sign[..., None] * mid_levels,
+        middle >= 0,
+        sign[ev["top_chain"]] * level[ev["top_entity"]],
+        ev["top_chain"],
+        sign[ev["bottom_chain"]] * level[ev["bottom_entity"]],
+        ev["bottom_chain"],
+        grid_size,
+    )  # [n_chains, K]
+    # a row's probability is the sum over its chains (the orders of its middle tiers)
+    is_rank = (ev["row_kind"] == KIND["rank"])[:, None]
+    top_lp = jax.ops.segment_max(lp_chain, rows, num_segments=n_rows)
+    top_lp = jnp.where(is_rank, top_lp, 0.0)
+    total = jax.ops.segment_sum(jnp.exp(lp_chain - top_lp[rows]), rows, num_segments=n_rows)
+    return jnp.where(is_rank, top_lp + jnp.log(jnp.where(is_rank, total, 1.0)), 0.0)
+
+
 def row_log_likelihood(
     ev: dict,
     observables: jax.Array,
@@ -125,7 +244,8 @@ def row_log_likelihood(
     sigma: jax.Array,
     blot_scale: jax.Array,
 ) -> jax.Array:
-    """Log-likelihood of every evidence row, [n_rows].
+    """Log-likelihood of every evidence row, [n_rows] (unweighted: the fitted log
+    density is ``sum(ev["row_weight"] * row_log_likelihood(...))``).
 
     Args:
         ev: :func:`evidence_data` (as arrays).
@@ -139,7 +259,8 @@ def row_log_likelihood(
     unit_row = ev["unit_row"]
     kinds = ev["unit_kind"][:, None]
     direction = ev["unit_direction"][:, None]
-    s = settings.probit_scale
+    row_scale = settings.probit_scale * ev["row_contrast_scale"]  # [n_rows, K]
+    s = row_scale[unit_row]
 
     sd = jnp.where(ev["row_sd_known"], ev["row_sd"], sigma[ev["row_noise_group"]])[unit_row]
     offset = _blot_offset(ev, blot_scale, unit_row)
@@ -149,7 +270,8 @@ def row_log_likelihood(
     lp_sign = log_ndtr(direction * delta / s)
     eff = settings.not_significant_effect
     floor = settings.not_significant_floor
-    inside = ndtr((eff - delta) / s) - ndtr((-eff - delta) / s)
+    effect = eff * ev["row_contrast_scale"][unit_row]
+    inside = ndtr((effect - delta) / s) - ndtr((-effect - delta) / s)
     lp_ns = jnp.log(floor + (1.0 - floor) * jnp.clip(inside, 0.0, 1.0))
 
     lp = jnp.where(
@@ -157,8 +279,10 @@ def row_log_likelihood(
         lp_value,
         jnp.where(kinds == KIND["not_significant"], lp_ns, lp_sign),
     )
+    lp = jnp.where(kinds == KIND["rank"], 0.0, lp)  # ranks: one ordinal term per row
     n_rows = ev["row_kind"].shape[0]
     per_row = jax.ops.segment_sum(lp, unit_row, num_segments=n_rows)  # [n_rows, K]
+    per_row = per_row + rank_log_probability(ev, delta, row_scale, settings.rank_grid)
     return logsumexp(ev["row_time_logw"] + per_row, axis=1)
 
 
@@ -169,9 +293,10 @@ def reproduced_probability(ev: dict, delta: jax.Array, settings: LikelihoodSetti
     [n_rows], NaN for value rows. Averaged over posterior draws it is the posterior
     probability that the model reproduces the finding."""
     direction = ev["unit_direction"][:, None]
+    effect = settings.not_significant_effect * ev["row_contrast_scale"][ev["unit_row"]]
     ok_unit = jnp.where(
         ev["unit_kind"][:, None] == KIND["not_significant"],
-        jnp.abs(delta) < settings.not_significant_effect,
+        jnp.abs(delta) < effect,
         direction * delta > 0,
     )
     n_rows = ev["row_kind"].shape[0]
@@ -193,8 +318,11 @@ __all__ = [
     "KIND",
     "LikelihoodSettings",
     "evidence_data",
+    "WEIGHTINGS",
+    "rank_log_probability",
     "reproduced_probability",
     "row_log_likelihood",
+    "row_weights",
     "row_prediction",
     "unit_deltas",
     "value_sd_groups",

@@ -66,7 +66,7 @@ def load_model(
     Args:
         spec: a built-in name (see :data:`BUILTIN_MODELS`) or ``path/to/file.py:ClassName``.
         variant: for the circuit, a name from :data:`VARIANTS` or a mapping of its
-            components (``socs3_induction``, ``il6_receptor``, ``tki_action``); for other
+            components (see :data:`il6rcc.models.circuit.COMPONENTS`); for other
             models, a mapping of their dataclass fields (or None).
         base_dir: folder that relative file paths are resolved against.
     """

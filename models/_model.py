@@ -183,6 +183,10 @@ class ODEModel(abc.ABC):
     #: Whether the basal state is computed as a steady state (True) or is
     #: ``initial_guess`` itself (False, e.g. models with explicit initial values).
     equilibrate: ClassVar[bool] = True
+    #: Pre-treatment inputs that define a condition's reference (e.g. untreated cells of
+    #: the same line and setting): when set, the simulator also solves the basal state
+    #: under these inputs alone and passes it to :meth:`anchor`. None: no reference.
+    reference_inputs: ClassVar[tuple[str, ...] | None] = None
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -246,6 +250,18 @@ class ODEModel(abc.ABC):
         """States set when treatment starts, by name (e.g. a bolus of exogenous ligand).
         The default sets none."""
         return {}
+
+    def anchor(self, y: State, y_ref: State, params: Params, inputs: Inputs) -> State:
+        """The basal state ``y`` completed from the reference state ``y_ref`` (see
+        :attr:`reference_inputs`); the default returns ``y``."""
+        return y
+
+    @property
+    def program(self) -> ODEModel:
+        """The instance whose equations are compiled. A model whose variants differ only
+        in parameter values returns one shared instance, so all variants share one
+        compiled program; the default is the model itself."""
+        return self
 
     def perturb(self, y: State, params: Params, inputs: Inputs) -> State:
         """State right after treatment starts: the basal state with

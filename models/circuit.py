@@ -1,52 +1,61 @@
 """The IL-6 / SOCS3 / JAK-STAT circuit of renal cell carcinoma cells.
 
-One vector field, with the competing mechanisms as switches (see :data:`VARIANTS`):
+One vector field, with the competing mechanisms as switches (see :data:`COMPONENTS`
+and :data:`VARIANTS`):
 
-* IFN-a -> IFNAR/JAK1-TYK2 -> pSTAT1 (antiproliferative; induces IL-6, SOCS1, DR4);
+* IFN-a -> IFNAR/JAK1-TYK2 -> pSTAT1 (antiproliferative; induces IL-6, SOCS1, USP18,
+  CIS, DR4); IFNAR is desensitised by SOCS3 and/or SOCS1 and/or USP18
+  (``ifn_desensitisation``);
 * IL-6 mRNA -> secreted IL-6 (pg/mL) -> IL-6 receptor complex through membrane IL-6R
-  (classic) and/or soluble IL-6R (trans-signalling) -> pSTAT3, AKT/mTOR, ERK;
-  pSTAT3 drives IL-6 transcription (the autocrine loop);
-* SOCS3 mRNA -> SOCS3 protein, inhibiting both the IFNAR and the IL-6 receptor branch;
-  SOCS3 is induced by pSTAT1 and/or pSTAT3 depending on the variant;
-* TKIs (sorafenib, sunitinib, pazopanib, each with its own potency) -> NF-kB -> IL-6
-  (variant ``nfkb_il6``) or directly -> AKT (variant ``akt_direct``); AKT/mTOR -> HIF-2a
-  -> VEGF; in vivo TKIs also block VEGFR on vessels;
-* growth: the log of the cell number relative to untreated cells (MTT) and, in vivo,
-  of the tumour volume relative to untreated tumours;
-* tocilizumab occupies IL-6R (membrane and soluble) at equilibrium with its Kd: the
-  binding is fast compared with signalling, so it is algebraic, not a stiff ODE.
+  (classic) and/or soluble IL-6R (trans-signalling, ``il6_receptor``) -> pSTAT3,
+  AKT/mTOR, ERK (and NF-kB, ``nfkb_activation``); pSTAT3 drives IL-6 transcription
+  (the autocrine loop);
+* SOCS3 mRNA -> SOCS3 protein, inhibiting the IL-6 receptor (and IFNAR); SOCS3 is
+  induced by pSTAT1 and/or pSTAT3 (``socs3_induction``);
+* TKIs (sorafenib, sunitinib, pazopanib, each with its own potency) raise IL-6 through
+  NF-kB (``tki_action: nfkb_il6``), by a route the sources do not name
+  (``il6_production``, the review's account) or act on AKT directly (``akt_direct``);
+  AKT/mTOR -> HIF-2a, HIF-2a and pSTAT3 -> VEGF; in vivo TKIs block VEGFR on vessels,
+  and an adaptive angiogenic escape can build over days (``adaptation``);
+* perturbations of the IL-6 axis that separate its routes: tocilizumab (IL-6R, membrane
+  and soluble), a neutralising anti-IL-6 antibody (ligand), sgp130Fc (trans-signalling
+  only) and Hyper-IL-6 (gp130 without IL-6R); antibody binding is fast compared with
+  signalling, so it is algebraic (equilibrium occupancy), not a stiff ODE;
+* growth: the log of the cell number relative to untreated cells of the same line and
+  setting (MTT) and, in vivo, of the tumour volume relative to untreated tumours.
 
 Untreated cells sit at the basal steady state, computed for each cell line (and siRNA
-or over-expression) by pre-equilibration. The state ``growth_ref`` records the basal
-proliferative drive during pre-equilibration and is frozen once treatment starts
-(input ``treatment_phase``), so that ``log_growth`` counts growth relative to
-untreated cells and every state, growth included, is at rest in the basal state.
+or over-expression) by pre-equilibration. Growth is counted against the untreated
+cells of the line (:attr:`RCCCircuit.reference_inputs`): the state ``growth_ref`` holds
+the proliferative drive of that reference state and is frozen once treatment starts,
+so a knock-down or an over-expression alone changes growth, and every other state is
+at rest before treatment.
 
 Time is in hours. Signalling species are fractions of their maximum (receptor
-complexes, phosphorylated proteins) or levels scaled so that the transcription drive
-equals the steady-state level (mRNAs, SOCS3, HIF-2a, DR4). Secreted IL-6 and VEGF are
-in pg/mL. Parameter sources are in :data:`PARAMETERS`; "assumed" marks values chosen
-without a measurement, with the reason.
+complexes, phosphorylated proteins) or levels scaled so that the basal transcription
+drive equals the steady-state level (mRNAs, SOCS3, USP18, HIF-2a, DR4). Secreted IL-6
+and VEGF are in pg/mL. Every parameter, with its unit, source value and the conversion
+to the model's unit, is a row of ``circuit_parameters.tsv`` (:data:`PARAMETER_TABLE`);
+the mechanism switches are appended from :data:`SWITCHES`.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from pathlib import Path
+from typing import ClassVar
 
 import jax.numpy as jnp
 import numpy as np
 
 from ..errors import ModelSpecError, choices
 from ._model import CellLine, InputSpec, ObservableSpec, ODEModel, ParameterSpec
+from ._parameter_table import ParameterRow, read_parameter_table
 
-LN2 = math.log(2.0)
-MIN = 60.0  # per-minute rates x 60 = per-hour rates
-
-BACHMANN = "Bachmann 2011 (doi:10.1038/msb.2011.50), PEtab Bachmann_MSB2011 nominal"
-RAIA = "Raia 2011 (doi:10.1158/0008-5472.CAN-10-2987), PEtab Raia_CancerResearch2011 nominal"
 REVIEW = "Ishibashi 2018 review (PMC6305783)"
+
+#: The parameter table of the circuit (package data, read and validated at import).
+PARAMETER_TABLE_PATH = Path(__file__).with_name("circuit_parameters.tsv")
 
 STATES = (
     "ifnar",  # active IFNAR/JAK complex, fraction
@@ -63,496 +72,100 @@ STATES = (
     "hif2a",  # HIF-2a protein, scaled
     "vegf",  # secreted VEGF, pg/mL
     "dr4",  # death receptor 4 (TRAIL-R1), scaled
-    "socs1_mrna",  # SOCS1 mRNA, scaled
+    "socs1_mrna",  # SOCS1 mRNA, scaled (SOCS1 protein taken to follow it)
     "cis_mrna",  # CIS mRNA, scaled
+    "usp18",  # USP18 protein, scaled
     "vessels",  # tumour vessel density (CD31), relative
+    "escape",  # adaptive angiogenic escape from VEGFR block, fraction (in vivo)
     "log_growth",  # log(cell number or tumour volume / untreated), accumulator
-    "growth_ref",  # proliferative drive of the basal state, frozen during treatment
+    "growth_ref",  # proliferative drive of the untreated reference, frozen during treatment
 )
 
 TKIS = ("sorafenib", "sunitinib", "pazopanib")
 
+#: Mechanism components and their choices; a variant picks one choice per component.
+COMPONENTS: dict[str, tuple[str, ...]] = {
+    "socs3_induction": ("il6_loop", "stat1", "both", "neither"),
+    "il6_receptor": ("both", "membrane", "soluble"),
+    "tki_action": ("nfkb_il6", "akt_direct", "il6_production"),
+    "nfkb_activation": ("akt", "akt_il6r"),
+    "ifn_desensitisation": ("socs3", "socs1", "usp18", "socs3_socs1_usp18"),
+    "adaptation": ("none", "angiogenic_escape"),
+}
+SOCS3_INDUCTION = COMPONENTS["socs3_induction"]
+IL6_RECEPTOR = COMPONENTS["il6_receptor"]
+TKI_ACTION = COMPONENTS["tki_action"]
+NFKB_ACTIVATION = COMPONENTS["nfkb_activation"]
+IFN_DESENSITISATION = COMPONENTS["ifn_desensitisation"]
+ADAPTATION = COMPONENTS["adaptation"]
 
-def _p(name, default, unit, description, source="assumed", scale="log", log10_sd=1.0):
-    return ParameterSpec(name, float(default), unit, description, source, scale, log10_sd)
+#: Structural switches (0 or 1) by component and choice. They are parameters of the
+#: vector field, not Python constants in it, so every variant runs the same program.
+SWITCH_VALUES: dict[str, dict[str, dict[str, float]]] = {
+    "socs3_induction": {
+        choice: {"switch_socs3_by_stat1": s1, "switch_socs3_by_stat3": s3}
+        for choice, (s1, s3) in {
+            "il6_loop": (0.0, 1.0),
+            "stat1": (1.0, 0.0),
+            "both": (1.0, 1.0),
+            "neither": (0.0, 0.0),
+        }.items()
+    },
+    "il6_receptor": {
+        choice: {"switch_il6r_membrane": m, "switch_il6r_soluble": s}
+        for choice, (m, s) in {
+            "both": (1.0, 1.0),
+            "membrane": (1.0, 0.0),
+            "soluble": (0.0, 1.0),
+        }.items()
+    },
+    "tki_action": {
+        choice: {"switch_tki_nfkb": n, "switch_tki_akt": a, "switch_tki_il6": i}
+        for choice, (n, a, i) in {
+            "nfkb_il6": (1.0, 0.0, 0.0),
+            "akt_direct": (0.0, 1.0, 0.0),
+            "il6_production": (0.0, 0.0, 1.0),
+        }.items()
+    },
+    "nfkb_activation": {
+        "akt": {"switch_il6r_nfkb": 0.0},
+        "akt_il6r": {"switch_il6r_nfkb": 1.0},
+    },
+    "ifn_desensitisation": {
+        choice: {"switch_ifnar_socs3": s3, "switch_ifnar_socs1": s1, "switch_ifnar_usp18": u}
+        for choice, (s3, s1, u) in {
+            "socs3": (1.0, 0.0, 0.0),
+            "socs1": (0.0, 1.0, 0.0),
+            "usp18": (0.0, 0.0, 1.0),
+            "socs3_socs1_usp18": (1.0, 1.0, 1.0),
+        }.items()
+    },
+    "adaptation": {
+        "none": {"switch_escape": 0.0},
+        "angiogenic_escape": {"switch_escape": 1.0},
+    },
+}
+
+#: What each switch turns on (the edge), for the parameter listing and SBML export.
+SWITCHES: dict[str, str] = {
+    "switch_socs3_by_stat1": "SOCS3 transcription responds to pSTAT1",
+    "switch_socs3_by_stat3": "SOCS3 transcription responds to pSTAT3 (IL-6 loop)",
+    "switch_il6r_membrane": "IL-6 signals through membrane IL-6R",
+    "switch_il6r_soluble": "IL-6 signals through soluble IL-6R",
+    "switch_tki_nfkb": "TKI stress activates NF-kB (-> IL-6)",
+    "switch_tki_akt": "TKI stress activates AKT directly",
+    "switch_tki_il6": "TKI stress raises IL-6 transcription by an unnamed route",
+    "switch_il6r_nfkb": "the active IL-6 receptor activates NF-kB",
+    "switch_ifnar_socs3": "SOCS3 inhibits IFNAR/JAK",
+    "switch_ifnar_socs1": "SOCS1 inhibits IFNAR/JAK",
+    "switch_ifnar_usp18": "USP18 inhibits IFNAR/JAK",
+    "switch_escape": "an adaptive angiogenic escape builds under VEGFR block",
+}
 
 
-PARAMETERS: tuple[ParameterSpec, ...] = (
-    # ---------------------------------------------------------------- IFN branch
-    _p(
-        "ifn_ec50",
-        100.0,
-        "IU/mL",
-        "IFN-a dose giving half-maximal IFNAR activation",
-        "assumed: the RCC studies do not report IFN doses; in-vitro doses of 100-10000 "
-        "IU/mL are usual. Antiproliferative EC50 of IFN-a2 is 0.1-1.5 nM, cell-type "
-        "dependent (doi:10.1016/j.cyto.2011.07.019)",
-        log10_sd=1.0,
-    ),
-    _p(
-        "k_ifnar_act",
-        6.0,
-        "1/h",
-        "activation rate of IFNAR/JAK at saturating IFN",
-        "assumed from pSTAT1 peaking within 20-30 min of stimulation (Haspel 1996, "
-        "doi:10.1002/j.1460-2075.1996.tb01016.x; IFN-g, order of magnitude only)",
-    ),
-    _p(
-        "k_ifnar_off",
-        2.0,
-        "1/h",
-        "inactivation (internalisation, desensitisation) of IFNAR",
-        "assumed from cells becoming refractory to IFN-a within hours (doi:10.1128/MCB.00224-09)",
-    ),
-    _p(
-        "ifnar_tonic",
-        0.005,
-        "1",
-        "tonic IFNAR signalling without added IFN (relative to max)",
-        "assumed: small basal pSTAT1 in untreated cells",
-        log10_sd=0.7,
-    ),
-    _p(
-        "k_stat1_p",
-        6.0,
-        "1/h",
-        "STAT1 phosphorylation rate by fully active IFNAR/JAK",
-        "assumed from pSTAT1 peaking within 20-30 min (Haspel 1996, "
-        "doi:10.1002/j.1460-2075.1996.tb01016.x)",
-    ),
-    _p(
-        "k_stat1_dp",
-        3.0,
-        "1/h",
-        "pSTAT1 dephosphorylation rate",
-        "pSTAT1 disappears within 60 min after receptor shut-off (staurosporine), "
-        "Haspel 1996, doi:10.1002/j.1460-2075.1996.tb01016.x: k >= 3/h",
-        log10_sd=0.5,
-    ),
-    _p(
-        "socs3_k_ifnar",
-        1.0,
-        "1",
-        "SOCS3 level halving IFNAR/JAK activation",
-        "assumed; Bachmann's fitted SOCS3 inhibition constant is 10.4 relative to its "
-        "equilibrium SOCS3 level (" + BACHMANN + ")",
-    ),
-    # ---------------------------------------------------------------- IL-6 module
-    _p(
-        "k_il6_mrna_deg",
-        LN2 / 0.5,
-        "1/h",
-        "IL-6 mRNA degradation rate",
-        "IL-6 mRNA half-life 30 min (doi:10.1128/MCB.01155-06): ln2/0.5 h",
-        log10_sd=0.5,
-    ),
-    _p(
-        "il6_tx_basal",
-        0.5,
-        "1",
-        "basal IL-6 transcription drive (sets the basal mRNA scale)",
-        "assumed: scale of the IL-6 mRNA",
-        log10_sd=0.5,
-    ),
-    _p(
-        "w_stat1_il6",
-        10.0,
-        "1",
-        "IL-6 transcription per unit pSTAT1 (IFN -> IL-6)",
-        "assumed; IFN-a induced IL-6 mRNA in all five RCC lines (" + REVIEW + ")",
-    ),
-    _p(
-        "w_stat3_il6",
-        1.0,
-        "1",
-        "IL-6 transcription per unit pSTAT3 (autocrine loop)",
-        "assumed; STAT3 promotes IL-6 expression (" + REVIEW + ", refs 33-34)",
-    ),
-    _p(
-        "w_nfkb_il6",
-        10.0,
-        "1",
-        "IL-6 transcription per unit active NF-kB",
-        "assumed; TKIs raise IL-6 secretion in 786-O (" + REVIEW + ")",
-    ),
-    _p(
-        "k_il6_sec",
-        2.0,
-        "pg/mL/h",
-        "IL-6 secretion per unit IL-6 mRNA",
-        "assumed: gives basal IL-6 of tens of pg/mL; RCC culture values are not reported",
-    ),
-    _p(
-        "k_il6_clear",
-        0.1,
-        "1/h",
-        "loss of IL-6 from the medium (uptake, degradation)",
-        "assumed: IL-6 is stable for hours in culture medium",
-    ),
-    _p(
-        "il6_ec50",
-        400.0,
-        "pg/mL",
-        "IL-6 concentration half-activating its receptor complex",
-        "assumed: cellular IL-6 responses saturate far below the IL-6/sIL-6R Kd of about "
-        "20 nM (Ward 1995, Biochemistry 34:2901) through gp130 avidity",
-    ),
-    _p(
-        "k_il6r_act",
-        3.0,
-        "1/h",
-        "activation rate of the IL-6 receptor complex",
-        "assumed: pSTAT3 peaks within 30 min of IL-6 (order of magnitude)",
-    ),
-    _p(
-        "k_il6r_off",
-        1.0,
-        "1/h",
-        "inactivation (internalisation) of the IL-6 receptor complex",
-        "assumed",
-    ),
-    _p(
-        "mil6r",
-        1.0,
-        "1",
-        "membrane IL-6R (gp80) signalling capacity",
-        "assumed; gp80 was undetectable on the surface of 8 RCC lines (PubMed 15252833)",
-    ),
-    _p(
-        "sil6r",
-        0.5,
-        "1",
-        "soluble IL-6R (trans-signalling) capacity",
-        "assumed; Reeh 2019 (doi:10.1186/s12964-019-0356-0): the response depends on the "
-        "IL-6Ra:gp130 ratio",
-    ),
-    _p(
-        "socs3_k_il6r",
-        1.0,
-        "1",
-        "SOCS3 level halving IL-6 receptor signalling",
-        "assumed; see socs3_k_ifnar (" + BACHMANN + ")",
-    ),
-    _p(
-        "tcz_kd",
-        2.54,
-        "nM",
-        "tocilizumab-IL-6R dissociation constant",
-        "2.54 +/- 0.12 nM by Scatchard analysis, binds sIL-6R and mIL-6R "
-        "(doi:10.1016/j.intimp.2005.05.010)",
-        log10_sd=0.2,
-    ),
-    # ---------------------------------------------------------------- STAT3
-    _p(
-        "k_stat3_p",
-        2.0,
-        "1/h",
-        "STAT3 phosphorylation rate by the active IL-6 receptor",
-        "assumed; SOCS3 ends IL-6-induced STAT3 phosphorylation about 2 h after IL-6 "
-        "(Wang 2013 PNAS, PMID 24082147)",
-    ),
-    _p(
-        "k_stat3_dp",
-        0.025 * MIN,
-        "1/h",
-        "pSTAT3 dephosphorylation rate",
-        "by analogy with pSTAT5 dephosphorylation 0.025/min (t1/2 about 28 min) in " + RAIA,
-        log10_sd=0.7,
-    ),
-    _p(
-        "stat3_tonic",
-        0.02,
-        "1",
-        "receptor-independent STAT3 activation (EGFR etc.)",
-        "assumed; EGFR can re-phosphorylate STAT3 (Wang 2013 PNAS, PMID 24082147)",
-    ),
-    # ---------------------------------------------------------------- SOCS3
-    _p(
-        "k_socs3_mrna_deg",
-        0.00831 * MIN,
-        "1/h",
-        "SOCS3 mRNA degradation rate",
-        "SOCS3RNATurn 0.00831/min, t1/2 about 83 min (" + BACHMANN + ")",
-        log10_sd=0.5,
-    ),
-    _p(
-        "socs3_tx_basal",
-        1.0,
-        "1",
-        "basal SOCS3 transcription drive (sets the scale)",
-        "assumed: scale of SOCS3 mRNA",
-        log10_sd=0.5,
-    ),
-    _p(
-        "w_stat1_socs3",
-        6.0,
-        "1",
-        "SOCS3 transcription per unit pSTAT1 (direct induction)",
-        "assumed; SOCS3 mRNA rose after IFN-a in 786-O (Tomita 2011, "
-        "doi:10.1111/j.1349-7006.2010.01751.x)",
-    ),
-    _p(
-        "w_stat3_socs3",
-        15.0,
-        "1",
-        "SOCS3 transcription per unit pSTAT3 (via the IL-6 loop)",
-        "assumed; SOCS3 mRNA induction in Raia 2011 reached several hundred-fold (" + RAIA + ")",
-    ),
-    _p(
-        "k_socs3_deg",
-        0.0434 * MIN,
-        "1/h",
-        "SOCS3 protein degradation rate",
-        "SOCS3_degradation 0.0434/min, t1/2 about 16 min (" + RAIA + ")",
-        log10_sd=0.5,
-    ),
-    _p(
-        "socs3_oe_level",
-        10.0,
-        "1",
-        "SOCS3 mRNA from the pCI-neo SOCS3 vector (basal units)",
-        "assumed: over-expression several-fold above the basal level",
-    ),
-    # ---------------------------------------------------------------- siRNA
-    _p(
-        "kd_socs3",
-        0.7,
-        "1",
-        "knock-down efficiency of the SOCS3 siRNA",
-        "assumed",
-        scale="logit",
-        log10_sd=0.5,
-    ),
-    _p(
-        "kd_il6",
-        0.7,
-        "1",
-        "knock-down efficiency of the IL-6 siRNA",
-        "assumed",
-        scale="logit",
-        log10_sd=0.5,
-    ),
-    _p(
-        "kd_il6r",
-        0.7,
-        "1",
-        "knock-down efficiency of the IL-6R siRNA",
-        "assumed",
-        scale="logit",
-        log10_sd=0.5,
-    ),
-    _p(
-        "kd_ifnar",
-        0.7,
-        "1",
-        "knock-down efficiency of the IFNAR siRNA",
-        "assumed",
-        scale="logit",
-        log10_sd=0.5,
-    ),
-    # ---------------------------------------------------------------- TKIs
-    *(
-        _p(
-            f"tki_ec50_{d}",
-            ec50,
-            "uM",
-            f"{d} concentration for half-maximal stress signalling",
-            "assumed; IL-6 secretion rose already at the lowest doses (0.5 uM sorafenib and "
-            "sunitinib, 1 uM pazopanib; " + REVIEW + "); sunitinib acts at lower doses than "
-            "pazopanib (Can J Urol 2011;18:5819)",
-        )
-        for d, ec50 in zip(TKIS, (1.0, 1.0, 5.0), strict=True)
-    ),
-    *(
-        _p(
-            f"tki_emax_{d}",
-            emax,
-            "1",
-            f"maximal stress signalling by {d}",
-            "assumed; pazopanib led to less NF-kB, STAT3 and mTOR phosphorylation than "
-            "sunitinib and sorafenib (" + REVIEW + ")",
-        )
-        for d, emax in zip(TKIS, (1.0, 1.0, 0.5), strict=True)
-    ),
-    *(
-        _p(
-            f"tki_tox_ic50_{d}",
-            ic50,
-            "uM",
-            f"{d} concentration for half-maximal direct growth inhibition",
-            "assumed; no IC50 in 786-O was found (literature inventory B)",
-        )
-        for d, ic50 in zip(TKIS, (10.0, 5.0, 40.0), strict=True)
-    ),
-    *(
-        _p(
-            f"mtorc1_block_{d}",
-            0.05,
-            "1",
-            f"fraction of mTORC1 output (4EBP1, S6RP) that "
-            f"{d} blocks off-target (same potency as its stress signalling)",
-            "assumed; pazopanib did not raise p4EBP1 and pS6RP (" + REVIEW + ")",
-            scale="logit",
-            log10_sd=0.7,
-        )
-        for d in TKIS
-    ),
-    *(
-        _p(
-            f"vegfr_ic50_{d}",
-            ic50,
-            "uM",
-            f"{d} concentration for half-maximal VEGFR block on vessels (in vivo)",
-            "assumed",
-        )
-        for d, ic50 in zip(TKIS, (0.5, 0.2, 1.0), strict=True)
-    ),
-    _p("k_tki_tox", 0.01, "1/h", "maximal TKI-induced death rate", "assumed"),
-    # ---------------------------------------------------------------- NF-kB, AKT
-    _p("k_nfkb_act", 4.0, "1/h", "NF-kB activation rate", "assumed"),
-    _p("k_nfkb_off", 2.0, "1/h", "NF-kB inactivation rate", "assumed"),
-    _p("nfkb_tonic", 0.05, "1", "basal NF-kB drive", "assumed"),
-    _p("w_tki_nfkb", 2.0, "1", "NF-kB drive per unit TKI stress (variant nfkb_il6)", "assumed"),
-    _p("w_akt_nfkb", 0.2, "1", "NF-kB drive per unit AKT (IKK activation by AKT)", "assumed"),
-    _p("k_akt_act", 4.0, "1/h", "AKT/mTOR activation rate", "assumed"),
-    _p("k_akt_off", 2.0, "1/h", "AKT/mTOR inactivation rate", "assumed"),
-    _p("akt_tonic", 0.1, "1", "basal AKT drive (growth factors)", "assumed"),
-    _p(
-        "w_il6r_akt",
-        1.5,
-        "1",
-        "AKT drive per unit active IL-6 receptor",
-        "assumed; IL-6 activates PI3K/AKT/mTOR (" + REVIEW + ", refs 28-32)",
-    ),
-    _p("w_tki_akt", 1.0, "1", "AKT drive per unit TKI stress (variant akt_direct)", "assumed"),
-    _p("w_il6r_erk", 2.0, "1", "ERK phosphorylation per unit active IL-6 receptor", "assumed"),
-    # ---------------------------------------------------------------- HIF-2a, VEGF
-    _p("k_hif", 0.5, "1/h", "HIF-2a turnover rate", "assumed"),
-    _p("hif_basal", 1.0, "1", "AKT-independent HIF-2a level (VHL status)", "assumed"),
-    _p(
-        "w_akt_hif",
-        2.0,
-        "1",
-        "HIF-2a synthesis per unit AKT/mTOR",
-        "assumed; TKIs raised HIF-2a in 786-O together with AKT/mTOR (" + REVIEW + ")",
-    ),
-    _p("k_vegf_sec", 20.0, "pg/mL/h", "VEGF secretion per unit HIF-2a", "assumed"),
-    _p(
-        "w_stat3_vegf",
-        2.0,
-        "1",
-        "VEGF transcription per unit pSTAT3",
-        "assumed; STAT3 drives VEGF (" + REVIEW + ", refs 25-27)",
-    ),
-    _p("k_vegf_clear", 0.05, "1/h", "loss of VEGF from the medium", "assumed"),
-    _p(
-        "sulf2",
-        1.0,
-        "1",
-        "SULF-2 level, damping VEGF activity on vessels",
-        "assumed; SULF-2 negatively regulates VEGF signalling (" + REVIEW + ", ref 60)",
-    ),
-    # ---------------------------------------------------------------- DR4, SOCS1, CIS
-    _p("k_dr4", 0.2, "1/h", "DR4 turnover rate", "assumed"),
-    _p(
-        "w_stat1_dr4",
-        2.0,
-        "1",
-        "DR4 synthesis per unit pSTAT1",
-        "assumed; IFN up-regulated DR4 in RCC cells (Yabe 2018, PMC6114968)",
-    ),
-    _p(
-        "socs3_k_dr4",
-        2.0,
-        "1",
-        "SOCS3 level doubling DR4 loss",
-        "assumed; SOCS3 binds DR4 and suppresses it (Yabe 2018, PMC6114968)",
-    ),
-    _p(
-        "k_mrna_other",
-        0.00831 * MIN,
-        "1/h",
-        "SOCS1 and CIS mRNA degradation rate",
-        "assumed equal to SOCS3 mRNA turnover (" + BACHMANN + "); Bachmann's CISRNATurn "
-        "sits at its bound",
-    ),
-    _p("w_stat1_socs1", 6.0, "1", "SOCS1 transcription per unit pSTAT1", "assumed"),
-    _p("w_stat1_cis", 3.0, "1", "CIS transcription per unit pSTAT1", "assumed"),
-    _p("w_stat3_cis", 3.0, "1", "CIS transcription per unit pSTAT3", "assumed"),
-    # ---------------------------------------------------------------- growth
-    _p(
-        "mu_vitro",
-        LN2 / 45.0,
-        "1/h",
-        "in-vitro growth rate of untreated cells",
-        "786-O doubling time 45 h (Williams 1978, doi:10.1007/BF02617972)",
-        log10_sd=0.3,
-    ),
-    _p(
-        "mu_vivo",
-        LN2 / 120.0,
-        "1/h",
-        "growth rate of untreated xenografts",
-        "assumed: 5-day volume doubling; NCI DTP growth curves were not retrieved",
-    ),
-    _p(
-        "w_stat1_growth",
-        2.0,
-        "1",
-        "growth-rate reduction per unit pSTAT1 (x mu)",
-        "assumed; IFN-a is directly antiproliferative (" + REVIEW + ")",
-    ),
-    _p(
-        "w_akt_growth",
-        0.5,
-        "1",
-        "growth-rate gain per unit AKT/mTOR (x mu)",
-        "assumed; AKT/mTOR enhances proliferation (" + REVIEW + ", refs 31-32)",
-    ),
-    _p("w_stat3_growth", 0.3, "1", "growth-rate gain per unit pSTAT3 (x mu)", "assumed"),
-    _p(
-        "w_vessel_growth",
-        1.0,
-        "1",
-        "in-vivo growth-rate gain per log vessel density (x mu)",
-        "assumed",
-    ),
-    _p("k_vessel", 0.02, "1/h", "vessel remodelling rate (in vivo)", "assumed"),
-    _p("vegf_k_angio", 100.0, "pg/mL", "VEGF level half-saturating angiogenesis", "assumed"),
-    _p("trail_ec50", 50.0, "ng/mL", "TRAIL dose for half-maximal DR4 engagement", "assumed"),
-    _p("k_trail_kill", 0.05, "1/h", "TRAIL-induced death rate per unit DR4", "assumed"),
-    # ---------------------------------------------------------------- observation helpers
-    _p(
-        "tumour_v0",
-        100.0,
-        "mm3",
-        "tumour volume when treatment starts",
-        "assumed: xenograft studies usually start treatment at about 100 mm3",
-    ),
-    _p(
-        "suv_basal",
-        10.0,
-        "1",
-        "FDG-PET SUVmax of an untreated-like tumour",
-        "assumed; treated 786-O xenografts had SUVmax 9.6-11.9 at day 3 (Ishibashi 2017, "
-        "PMC5589655, Fig. 7B)",
-        log10_sd=0.5,
-    ),
-    _p(
-        "w_suv", 1.0, "1", "log SUVmax change per unit change of the proliferative drive", "assumed"
-    ),
-    _p("necrosis_k", 0.5, "1", "vessel density at which half of the tumour is viable", "assumed"),
-    _p("death_basal", 0.005, "1/h", "basal death rate (apoptotic index scale)", "assumed"),
-    _p(
-        "w_nfkb_il8",
-        4.0,
-        "1",
-        "IL-8 expression per unit NF-kB (IL-8 is an NF-kB target)",
-        "assumed",
-    ),
-    _p("w_survival_bcl2", 2.0, "1", "Bcl-2/Bax per unit pSTAT3 + NF-kB", "assumed"),
-    # ---------------------------------------------------------------- mechanism switches
-    *(
+def _load_parameters() -> tuple[tuple[ParameterRow, ...], tuple[ParameterSpec, ...]]:
+    rows = read_parameter_table(PARAMETER_TABLE_PATH)
+    switches = tuple(
         ParameterSpec(
             name,
             1.0,
@@ -562,15 +175,15 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
             scale="lin",
             estimable=False,
         )
-        for name, description in (
-            ("switch_socs3_by_stat1", "SOCS3 transcription responds to pSTAT1"),
-            ("switch_socs3_by_stat3", "SOCS3 transcription responds to pSTAT3 (IL-6 loop)"),
-            ("switch_il6r_membrane", "IL-6 signals through membrane IL-6R"),
-            ("switch_il6r_soluble", "IL-6 signals through soluble IL-6R"),
-            ("switch_tki_nfkb", "TKI stress acts on NF-kB (1) or directly on AKT (0)"),
-        )
-    ),
-)
+        for name, description in SWITCHES.items()
+    )
+    return rows, tuple(r.spec for r in rows) + switches
+
+
+#: Rows of the parameter table with their provenance (source value, conversion).
+PARAMETER_TABLE: tuple[ParameterRow, ...]
+PARAMETERS: tuple[ParameterSpec, ...]
+PARAMETER_TABLE, PARAMETERS = _load_parameters()
 
 INPUTS: tuple[InputSpec, ...] = (
     InputSpec("ifn_alpha", "IU/mL", "IFN-a"),
@@ -578,6 +191,11 @@ INPUTS: tuple[InputSpec, ...] = (
     InputSpec("sunitinib", "uM", "sunitinib (in vivo: effective exposure)"),
     InputSpec("pazopanib", "uM", "pazopanib (in vivo: effective exposure)"),
     InputSpec("tocilizumab", "nM", "anti-IL-6R antibody tocilizumab"),
+    InputSpec(
+        "anti_il6", "nM", "neutralising anti-IL-6 antibody (sequesters the ligand, e.g. siltuximab)"
+    ),
+    InputSpec("sgp130fc", "nM", "sgp130Fc (blocks IL-6/sIL-6R trans-signalling only)"),
+    InputSpec("hyper_il6", "ng/mL", "Hyper-IL-6 (IL-6 fused to sIL-6R: gp130 without IL-6R)"),
     InputSpec("il6", "ng/mL", "exogenous recombinant IL-6, added at treatment start"),
     InputSpec("trail", "ng/mL", "TRAIL"),
     InputSpec("si_socs3", "indicator", "SOCS3 siRNA", pretreatment=True, indicator=True),
@@ -701,11 +319,14 @@ CELL_LINES: tuple[CellLine, ...] = (
     ),
 )
 
-SOCS3_INDUCTION = ("il6_loop", "stat1", "both", "neither")
-IL6_RECEPTOR = ("both", "membrane", "soluble")
-TKI_ACTION = ("nfkb_il6", "akt_direct")
+_REVIEW_ACCOUNT = {
+    "tki_action": "il6_production",
+    "nfkb_activation": "akt_il6r",
+    "adaptation": "angiogenic_escape",
+}
 
-#: Named mechanism variants: the hypotheses to compare.
+#: Named mechanism variants: the hypotheses to compare (components not named keep
+#: the defaults of :class:`RCCCircuit`).
 VARIANTS: dict[str, dict[str, str]] = {
     "main": {},
     "socs3_il6_loop": {"socs3_induction": "il6_loop"},
@@ -715,6 +336,37 @@ VARIANTS: dict[str, dict[str, str]] = {
     "il6r_membrane": {"il6_receptor": "membrane"},
     "il6r_soluble": {"il6_receptor": "soluble"},
     "tki_akt_direct": {"tki_action": "akt_direct"},
+    "review": dict(_REVIEW_ACCOUNT),
+    "review_socs3_stat1": {**_REVIEW_ACCOUNT, "socs3_induction": "stat1"},
+    "review_socs3_both": {**_REVIEW_ACCOUNT, "socs3_induction": "both"},
+    "ifn_socs1": {"ifn_desensitisation": "socs1"},
+    "ifn_usp18": {"ifn_desensitisation": "usp18"},
+    "ifn_socs3_socs1_usp18": {"ifn_desensitisation": "socs3_socs1_usp18"},
+}
+
+#: What each named variant claims, with the sources of its edges (README, reports).
+VARIANT_NOTES: dict[str, str] = {
+    "main": "IFN -> IL-6 -> IL-6R (membrane and soluble) -> STAT3 -> SOCS3 -| IFNAR; TKIs "
+    "-> NF-kB -> IL-6 (route assumed); IL-6R reaches NF-kB only through AKT",
+    "socs3_il6_loop": "the same as main (SOCS3 induced through the IL-6 loop only)",
+    "socs3_stat1": "SOCS3 induced by pSTAT1 directly, not through the IL-6 loop",
+    "socs3_both": "SOCS3 induced by pSTAT1 and through the IL-6 loop",
+    "socs3_neither": "SOCS3 not induced by signalling (basal SOCS3 only)",
+    "il6r_membrane": "classic signalling through membrane IL-6R only",
+    "il6r_soluble": "trans-signalling through soluble IL-6R only (gp80 undetectable at the "
+    "surface of RCC lines, PMID 15252833)",
+    "tki_akt_direct": "TKIs activate AKT directly, IL-6 independently",
+    "review": "the review's account (" + REVIEW + "): TKIs raise IL-6 production by a route "
+    "the data do not name; IL-6R -> STAT3, AKT/mTOR and NF-kB -> HIF-2a/VEGF, so "
+    "tocilizumab abolishes the TKI effects on them; an IL-6/STAT3-driven angiogenic escape "
+    "builds over days (the day-21 CD31 rebound read as TKI resistance)",
+    "review_socs3_stat1": "the review's TKI route with SOCS3 induced by pSTAT1 only",
+    "review_socs3_both": "the review's TKI route with SOCS3 induced by pSTAT1 and pSTAT3",
+    "ifn_socs1": "IFN desensitisation by SOCS1 instead of SOCS3 (SOCS1 and SOCS3 inhibit IFN "
+    "JAK-STAT signalling, " + REVIEW + ", ref 45)",
+    "ifn_usp18": "IFN desensitisation by USP18 instead of SOCS3 (USP18 blocks JAK1 at IFNAR2, "
+    "doi:10.1038/sj.emboj.7601149; long-lasting refractoriness, doi:10.1128/MCB.00224-09)",
+    "ifn_socs3_socs1_usp18": "IFN desensitised jointly by SOCS3, SOCS1 and USP18",
 }
 
 
@@ -722,22 +374,28 @@ def _hill1(x, k):
     return x / (x + k)
 
 
-#: Rate (1/h) at which the recorded basal proliferative drive follows the current drive
+#: Rate (1/h) at which the recorded proliferative drive follows the current drive
 #: during pre-equilibration; it is frozen once treatment starts.
 K_GROWTH_REF = 1.0
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class RCCCircuit(ODEModel):
     """The circuit with one mechanism variant. Build by name with :meth:`variant`.
 
     The equations are written once, in :meth:`rates` and :meth:`observable_values`,
     over a math namespace (``jax.numpy`` for simulation, ``sympy`` for SBML export).
+    Variants are distinct values (they compare and hash by their components), but the
+    equations read the variant only through the switch parameters, so every variant
+    runs the one compiled program of :attr:`program`.
     """
 
-    socs3_induction: Literal["il6_loop", "stat1", "both", "neither"] = "il6_loop"
-    il6_receptor: Literal["both", "membrane", "soluble"] = "both"
-    tki_action: Literal["nfkb_il6", "akt_direct"] = "nfkb_il6"
+    socs3_induction: str = "il6_loop"
+    il6_receptor: str = "both"
+    tki_action: str = "nfkb_il6"
+    nfkb_activation: str = "akt"
+    ifn_desensitisation: str = "socs3"
+    adaptation: str = "none"
 
     name: ClassVar[str] = "rcc_circuit"
     states: ClassVar[tuple[str, ...]] = STATES
@@ -747,19 +405,15 @@ class RCCCircuit(ODEModel):
     cell_lines: ClassVar[tuple[CellLine, ...]] = CELL_LINES
     accumulator_states: ClassVar[tuple[str, ...]] = ("log_growth",)
     nonnegative_states: ClassVar[tuple[str, ...]] = STATES[:-2]  # not log_growth, growth_ref
+    #: Growth is counted against untreated cells of the same line in the same setting.
+    reference_inputs: ClassVar[tuple[str, ...] | None] = ("xenograft",)
 
     def __post_init__(self) -> None:
-        problems = []
-        for field_name, valid in (
-            ("socs3_induction", SOCS3_INDUCTION),
-            ("il6_receptor", IL6_RECEPTOR),
-            ("tki_action", TKI_ACTION),
-        ):
-            if getattr(self, field_name) not in valid:
-                problems.append(
-                    f"{field_name} {getattr(self, field_name)!r} is unknown; valid: "
-                    f"{choices(valid)}"
-                )
+        problems = [
+            f"{component} {getattr(self, component)!r} is unknown; valid: {choices(valid)}"
+            for component, valid in COMPONENTS.items()
+            if getattr(self, component) not in valid
+        ]
         if problems:
             raise ModelSpecError("; ".join(problems))
 
@@ -768,46 +422,41 @@ class RCCCircuit(ODEModel):
         """The named variant (see :data:`VARIANTS`), optionally with components overridden."""
         if name not in VARIANTS:
             raise ModelSpecError(f"unknown variant {name!r}; valid: {choices(VARIANTS)}")
+        unknown = sorted(set(components) - set(COMPONENTS))
+        if unknown:
+            raise ModelSpecError(
+                f"unknown variant components {unknown}; valid: {choices(COMPONENTS)}"
+            )
         return cls(**{**VARIANTS[name], **components})
 
     @property
+    def components(self) -> dict[str, str]:
+        """The variant's choice for every component."""
+        return {c: getattr(self, c) for c in COMPONENTS}
+
+    @property
     def variant_name(self) -> str:
-        return f"socs3={self.socs3_induction},il6r={self.il6_receptor},tki={self.tki_action}"
+        return ",".join(f"{c}={v}" for c, v in self.components.items())
+
+    @property
+    def program(self) -> RCCCircuit:
+        """The instance whose equations are compiled: one for every variant (the variant
+        is in the switch parameters, see :meth:`switches`)."""
+        return _PROGRAM
 
     # ------------------------------------------------------------------ switches
     def switches(self) -> dict[str, float]:
-        """Values of the mechanism switches for this variant. They are parameters (not
-        Python constants in the equations), so all variants share one compiled program."""
-        socs3 = {
-            "il6_loop": (0.0, 1.0),
-            "stat1": (1.0, 0.0),
-            "both": (1.0, 1.0),
-            "neither": (0.0, 0.0),
-        }[self.socs3_induction]
-        receptor = {"both": (1.0, 1.0), "membrane": (1.0, 0.0), "soluble": (0.0, 1.0)}[
-            self.il6_receptor
-        ]
-        return {
-            "switch_socs3_by_stat1": socs3[0],
-            "switch_socs3_by_stat3": socs3[1],
-            "switch_il6r_membrane": receptor[0],
-            "switch_il6r_soluble": receptor[1],
-            "switch_tki_nfkb": 1.0 if self.tki_action == "nfkb_il6" else 0.0,
-        }
+        """Values of the mechanism switches for this variant."""
+        out: dict[str, float] = {}
+        for component, choice in self.components.items():
+            out.update(SWITCH_VALUES[component][choice])
+        return out
 
     def default_params(self, cell_line: str | None = None) -> np.ndarray:
         values = super().default_params(cell_line)
         for name, value in self.switches().items():
             values[self.index("parameters", name)] = value
         return values
-
-    def __eq__(self, other) -> bool:
-        # The variant lives in the parameters (see ``switches``): equations, and hence
-        # compiled programs, are the same for every variant.
-        return type(other) is type(self)
-
-    def __hash__(self) -> int:
-        return hash(type(self).__qualname__)
 
     # ------------------------------------------------------------------ pieces
     @staticmethod
@@ -824,11 +473,20 @@ class RCCCircuit(ODEModel):
             mtorc1_free = mtorc1_free * (1.0 - p[f"mtorc1_block_{d}"] * occupancy)
         return stress, tox, vegfr_free, mtorc1_free
 
-    def _il6_receptors(self, p, u):
-        """IL-6 receptor capacity left free by tocilizumab and the IL-6R siRNA."""
-        mem, sol = p["switch_il6r_membrane"], p["switch_il6r_soluble"]
+    @staticmethod
+    def _gp130_drive(s, p, u):
+        """Drive of the active IL-6 receptor complex (before SOCS3 inhibition): IL-6 left
+        free by a neutralising antibody, on membrane IL-6R (classic) and soluble IL-6R
+        (trans, blocked by sgp130Fc) left free by tocilizumab and the IL-6R siRNA; plus
+        Hyper-IL-6, which needs no IL-6R (blocked by sgp130Fc, not by tocilizumab)."""
+        ligand = (s["il6"] + s["il6_exo"]) * (1.0 - _hill1(u["anti_il6"], p["anti_il6_kd"]))
+        occupancy = _hill1(ligand, p["il6_ec50"])
         free = (1.0 - _hill1(u["tocilizumab"], p["tcz_kd"])) * (1.0 - p["kd_il6r"] * u["si_il6r"])
-        return free * (mem * p["mil6r"] + sol * p["sil6r"])
+        trans_free = 1.0 - _hill1(u["sgp130fc"], p["sgp130_ic50"])
+        classic = p["switch_il6r_membrane"] * p["mil6r"]
+        trans = p["switch_il6r_soluble"] * p["sil6r"] * trans_free
+        hyper = _hill1(u["hyper_il6"], p["hyper_il6_ec50"]) * trans_free
+        return occupancy * free * (classic + trans) + hyper
 
     @staticmethod
     def _growth_drive(s, p, u, fn):
@@ -853,18 +511,18 @@ class RCCCircuit(ODEModel):
     def rates(self, s, p, u, fn) -> dict:
         """d(state)/dt by state name. ``s``, ``p``, ``u``: states, parameters and inputs
         by name; ``fn``: math namespace with ``log`` (``jax.numpy`` or ``sympy``)."""
-        m_s1, m_s3 = p["switch_socs3_by_stat1"], p["switch_socs3_by_stat3"]
-        tki_nfkb = p["switch_tki_nfkb"]
         stress, tox, vegfr_free, _ = self._tki(p, u)
         r = {}
         ifn_signal = _hill1(u["ifn_alpha"], p["ifn_ec50"]) + p["ifnar_tonic"]
         ifnar_cap = 1.0 - p["kd_ifnar"] * u["si_ifnar"]
+        desensitisation = (
+            1.0
+            + p["switch_ifnar_socs3"] * s["socs3"] / p["socs3_k_ifnar"]
+            + p["switch_ifnar_socs1"] * s["socs1_mrna"] / p["socs1_k_ifnar"]
+            + p["switch_ifnar_usp18"] * s["usp18"] / p["usp18_k_ifnar"]
+        )
         r["ifnar"] = (
-            p["k_ifnar_act"]
-            * ifn_signal
-            * ifnar_cap
-            * (1.0 - s["ifnar"])
-            / (1.0 + s["socs3"] / p["socs3_k_ifnar"])
+            p["k_ifnar_act"] * ifn_signal * ifnar_cap * (1.0 - s["ifnar"]) / desensitisation
             - p["k_ifnar_off"] * s["ifnar"]
         )
         r["pstat1"] = (
@@ -875,15 +533,14 @@ class RCCCircuit(ODEModel):
             + p["w_stat1_il6"] * s["pstat1"]
             + p["w_stat3_il6"] * s["pstat3"]
             + p["w_nfkb_il6"] * s["nfkb"]
+            + p["switch_tki_il6"] * p["w_tki_il6"] * stress
         ) * (1.0 - p["kd_il6"] * u["si_il6"])
         r["il6_mrna"] = p["k_il6_mrna_deg"] * (il6_drive - s["il6_mrna"])
         r["il6"] = p["k_il6_sec"] * s["il6_mrna"] - p["k_il6_clear"] * s["il6"]
         r["il6_exo"] = -p["k_il6_clear"] * s["il6_exo"]
-        occupancy = _hill1(s["il6"] + s["il6_exo"], p["il6_ec50"])
         r["il6r"] = (
             p["k_il6r_act"]
-            * occupancy
-            * self._il6_receptors(p, u)
+            * self._gp130_drive(s, p, u)
             * (1.0 - s["il6r"])
             / (1.0 + s["socs3"] / p["socs3_k_il6r"])
             - p["k_il6r_off"] * s["il6r"]
@@ -894,19 +551,22 @@ class RCCCircuit(ODEModel):
         )
         socs3_drive = (
             p["socs3_tx_basal"]
-            + m_s1 * p["w_stat1_socs3"] * s["pstat1"]
-            + m_s3 * p["w_stat3_socs3"] * s["pstat3"]
+            + p["switch_socs3_by_stat1"] * p["w_stat1_socs3"] * s["pstat1"]
+            + p["switch_socs3_by_stat3"] * p["w_stat3_socs3"] * s["pstat3"]
         ) * (1.0 - p["kd_socs3"] * u["si_socs3"]) + u["socs3_overexpression"] * p["socs3_oe_level"]
         r["socs3_mrna"] = p["k_socs3_mrna_deg"] * (socs3_drive - s["socs3_mrna"])
         r["socs3"] = p["k_socs3_deg"] * (s["socs3_mrna"] - s["socs3"])
         nfkb_drive = (
-            p["nfkb_tonic"] + tki_nfkb * p["w_tki_nfkb"] * stress + p["w_akt_nfkb"] * s["akt"]
+            p["nfkb_tonic"]
+            + p["switch_tki_nfkb"] * p["w_tki_nfkb"] * stress
+            + p["w_akt_nfkb"] * s["akt"]
+            + p["switch_il6r_nfkb"] * p["w_il6r_nfkb"] * s["il6r"]
         )
         r["nfkb"] = p["k_nfkb_act"] * nfkb_drive * (1.0 - s["nfkb"]) - p["k_nfkb_off"] * s["nfkb"]
         akt_drive = (
             p["akt_tonic"]
             + p["w_il6r_akt"] * s["il6r"]
-            + (1.0 - tki_nfkb) * p["w_tki_akt"] * stress
+            + p["switch_tki_akt"] * p["w_tki_akt"] * stress
         )
         r["akt"] = p["k_akt_act"] * akt_drive * (1.0 - s["akt"]) - p["k_akt_off"] * s["akt"]
         r["hif2a"] = p["k_hif"] * (p["hif_basal"] + p["w_akt_hif"] * s["akt"] - s["hif2a"])
@@ -923,8 +583,16 @@ class RCCCircuit(ODEModel):
         r["cis_mrna"] = p["k_mrna_other"] * (
             1.0 + p["w_stat1_cis"] * s["pstat1"] + p["w_stat3_cis"] * s["pstat3"] - s["cis_mrna"]
         )
-        angiogenesis = 2.0 * _hill1(s["vegf"] / (1.0 + p["sulf2"]), p["vegf_k_angio"]) * vegfr_free
+        r["usp18"] = p["k_usp18"] * (1.0 + p["w_stat1_usp18"] * s["pstat1"] - s["usp18"])
+        # VEGFR block is bypassed by the adaptive escape (alternative angiogenic signals)
+        blocked = 1.0 - vegfr_free
+        vegfr_effective = vegfr_free + s["escape"] * blocked
+        angiogenesis = (
+            2.0 * _hill1(s["vegf"] / (1.0 + p["sulf2"]), p["vegf_k_angio"]) * vegfr_effective
+        )
         r["vessels"] = p["k_vessel"] * (angiogenesis - s["vessels"])
+        escape_drive = p["switch_escape"] * p["w_escape"] * s["pstat3"] * blocked
+        r["escape"] = p["k_escape"] * (escape_drive * (1.0 - s["escape"]) - s["escape"])
         drive = self._growth_drive(s, p, u, fn)
         r["log_growth"] = self._mu(p, u) * (drive - s["growth_ref"]) - self._death(s, p, u, tox)
         r["growth_ref"] = K_GROWTH_REF * (1.0 - u["treatment_phase"]) * (drive - s["growth_ref"])
@@ -976,6 +644,12 @@ class RCCCircuit(ODEModel):
         u = self.named_inputs(inputs)
         return {"log_growth": 0.0 * u["il6"], "il6_exo": 1000.0 * u["il6"]}
 
+    def anchor(self, y, y_ref, params, inputs):
+        """The basal state with the growth reference of the untreated cells (``y_ref``,
+        the basal state under :attr:`reference_inputs` only)."""
+        i = self.index("states", "growth_ref")
+        return y.at[i].set(y_ref[i])
+
     # ------------------------------------------------------------------ model API
     def vector_field(self, t, y, params, inputs):
         r = self.rates(self.named_states(y), self.unpack(params), self.named_inputs(inputs), jnp)
@@ -1008,10 +682,15 @@ class RCCCircuit(ODEModel):
         g["akt"] = p["akt_tonic"] / (p["akt_tonic"] + 1.0)
         g["hif2a"] = p["hif_basal"] + p["w_akt_hif"] * g["akt"]
         g["vegf"] = p["k_vegf_sec"] * g["hif2a"] / p["k_vegf_clear"]
+        g["escape"] = 0.0
         g["log_growth"] = 0.0
         g["growth_ref"] = self._growth_drive(g, p, u, jnp)
         ref = p["k_stat1_p"]
         return jnp.stack([jnp.asarray(g[name], dtype=ref.dtype) for name in self.states])
+
+
+#: The instance every variant compiles to (see :attr:`RCCCircuit.program`).
+_PROGRAM = RCCCircuit()
 
 
 def load_variant(name: str = "main") -> RCCCircuit:
@@ -1020,16 +699,25 @@ def load_variant(name: str = "main") -> RCCCircuit:
 
 
 __all__ = [
+    "ADAPTATION",
     "CELL_LINES",
+    "COMPONENTS",
+    "IFN_DESENSITISATION",
     "IL6_RECEPTOR",
     "INPUTS",
+    "NFKB_ACTIVATION",
     "OBSERVABLES",
     "PARAMETERS",
+    "PARAMETER_TABLE",
+    "PARAMETER_TABLE_PATH",
     "RCCCircuit",
     "SOCS3_INDUCTION",
     "STATES",
+    "SWITCHES",
+    "SWITCH_VALUES",
     "TKIS",
     "TKI_ACTION",
     "VARIANTS",
+    "VARIANT_NOTES",
     "load_variant",
 ]

@@ -7,11 +7,12 @@ Import::
     llh, table = make_llh(problem)                       # jitted, differentiable
     value = llh(table.nominal_theta)                     # theta on PEtab scales
 
-Formulas are never evaluated as Python: SBML math and PEtab formula strings go
-through libsbml's parsers and an explicit whitelist of math node types.
+Formulas are never evaluated as Python: SBML math goes through libsbml's parser,
+PEtab formula strings through the petab library's (``petab.v1.math``), and both
+through an explicit whitelist of math node types.
 
-Three published problems ship with the package (:data:`BENCHMARK_PROBLEMS`,
-:func:`problem_path`).
+Eight published problems ship with the package (:data:`BENCHMARK_PROBLEMS`,
+:func:`problem_path`, reference values in :data:`REFERENCE_LLH`).
 """
 
 from ._cli import export_main as export_main
@@ -36,6 +37,7 @@ from ._likelihood import make_log_prior as make_log_prior
 from ._likelihood import simulate_problem as simulate_problem
 from ._model import SbmlModel as SbmlModel
 from ._paths import BENCHMARK_PROBLEMS as BENCHMARK_PROBLEMS
+from ._paths import REFERENCE_LLH as REFERENCE_LLH
 from ._paths import problem_path as problem_path
 from ._problem import Observable as Observable
 from ._problem import ParameterTable as ParameterTable

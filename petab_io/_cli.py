@@ -90,12 +90,16 @@ def synthetic_measurements(
     return out
 
 
-def llh_main(problem_yaml: str, rtol: float = 1e-8, atol: float = 1e-8) -> int:
+def llh_main(
+    problem_yaml: str, rtol: float = 1e-8, atol: float = 1e-8, max_steps: int | None = None
+) -> int:
     """Print a PEtab problem's log-likelihood at its nominal parameters; the last line
     of output is the bare number. Returns the exit status (0)."""
     start = time.perf_counter()
     problem = load_problem(problem_yaml)
-    solver = replace(DEFAULT_SOLVER, rtol=rtol, atol=atol)
+    solver = replace(
+        DEFAULT_SOLVER, rtol=rtol, atol=atol, max_steps=max_steps or DEFAULT_SOLVER.max_steps
+    )
     model = problem.model
     print(
         f"problem {problem.name}: {model.n_states} states, {model.n_params} model parameters, "

@@ -14,7 +14,11 @@ evaluated from text). The layout:
   ``input_treatment_phase`` = 1, and the states of ``model.treatment_state`` as
   initial-value overrides) with a pre-equilibration condition per cell line and
   pre-treatment (pre-treatment inputs only, ``input_treatment_phase`` = 0): PEtab's
-  pre-equilibration reproduces il6rcc's basal steady state.
+  pre-equilibration reproduces il6rcc's basal steady state. A model with reference
+  inputs (the circuit: growth is counted against untreated cells of the line) gets a
+  copy of every state, ``<state>__ref``, driven by the reference inputs alone; the
+  states :meth:`ODEModel.anchor` takes from the reference relax to their copies during
+  pre-equilibration, so a knock-down's growth effect survives the export.
 * Cell lines: a parameter that a cell line scales becomes a condition-table column
   whose entries are per-cell-line parameters ``<parameter>__<cell line>`` (nominal
   value = default x factor), so they stay estimable.
@@ -34,6 +38,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import jax.numpy as jnp
 import libsbml
 import numpy as np
 import pandas as pd
@@ -48,6 +53,8 @@ from ._lint import DISTRIBUTIONS, TRANSFORMATIONS
 
 COMPARTMENT = "cell"
 INPUT_PREFIX = "input_"
+#: Suffix of the species of a model's untreated reference (see :func:`reference_expressions`).
+REFERENCE_SUFFIX = "__ref"
 
 
 @dataclass(frozen=True)
@@ -231,6 +238,32 @@ def _as_sympy(value):
     raise PetabError(f"the model returned {value!r} ({type(value).__name__}) for an equation")
 
 
+def reference_expressions(model: ODEModel):
+    """The untreated reference of a model with :attr:`ODEModel.reference_inputs` (the
+    state the simulator solves besides each basal state and hands to
+    :meth:`ODEModel.anchor`), as SBML can carry it: ``(reference rates, anchored
+    states)``. The reference rates are the model's rates over the states
+    ``<state>__ref`` with every input but the reference inputs (and the treatment
+    phase) at 0; the anchored states are those :meth:`ODEModel.anchor` copies from the
+    reference. ``({}, [])`` for models without a reference."""
+    if model.reference_inputs is None:
+        return {}, []
+    _, params, inputs = _symbols(model)
+    ref_states = {s: sympy.Symbol(s + REFERENCE_SUFFIX) for s in model.states}
+    ref_inputs = {
+        u.name: inputs[u.name] if (u.phase or u.name in model.reference_inputs) else 0
+        for u in model.inputs
+    }
+    rates = model.rates(ref_states, params, ref_inputs, _SympyMath)
+    y, y_ref = jnp.zeros(model.n_states), jnp.ones(model.n_states)
+    values = np.asarray(
+        model.anchor(y, y_ref, jnp.asarray(model.default_params()), jnp.zeros(model.n_inputs)),
+        dtype=float,
+    )
+    anchored = [s for s, v in zip(model.states, values, strict=True) if v == 1.0]
+    return {s + REFERENCE_SUFFIX: _as_sympy(rates[s]) for s in model.states}, anchored
+
+
 def _numeric_initial_state(model: ODEModel) -> np.ndarray:
     params = model.default_params()
     inputs = np.zeros(model.n_inputs)
@@ -240,6 +273,16 @@ def _numeric_initial_state(model: ODEModel) -> np.ndarray:
 def build_sbml(model: ODEModel) -> str:
     """SBML Level 3 Version 1 text of ``model`` (see the module docstring)."""
     rates, _ = model_expressions(model)
+    ref_rates, anchored = reference_expressions(model)
+    if anchored:
+        # the anchored states relax to their reference copies during pre-equilibration
+        # (the treatment phase input is 0) and follow their own rates afterwards
+        phase = [sympy.Symbol(INPUT_PREFIX + u.name) for u in model.inputs if u.phase]
+        on = phase[0] if phase else sympy.Integer(0)
+        rates = dict(rates)
+        for sid in anchored:
+            ref = sympy.Symbol(sid + REFERENCE_SUFFIX)
+            rates[sid] = (1 - on) * (ref - sympy.Symbol(sid)) + on * rates[sid]
     document = libsbml.SBMLDocument(3, 1)
     m = document.createModel()
     m.setId(petab_id(model.name))
@@ -251,7 +294,10 @@ def build_sbml(model: ODEModel) -> str:
     comp.setConstant(True)
     comp.setSpatialDimensions(3)
     y0 = _numeric_initial_state(model)
-    for sid, value in zip(model.states, y0, strict=True):
+    species = list(zip(model.states, y0, strict=True))
+    if ref_rates:
+        species += [(s + REFERENCE_SUFFIX, v) for s, v in zip(model.states, y0, strict=True)]
+    for sid, value in species:
         sp = m.createSpecies()
         sp.setId(sid)
         sp.setCompartment(COMPARTMENT)
@@ -272,10 +318,10 @@ def build_sbml(model: ODEModel) -> str:
         p.setValue(0.0)
         p.setConstant(True)
         p.setName(f"{u.description} [{u.unit}]"[:200])
-    for sid in model.states:
+    for sid, expression in [*rates.items(), *ref_rates.items()]:
         rule = m.createRateRule()
         rule.setVariable(sid)
-        if rule.setMath(sympy_to_ast(rates[sid])) != libsbml.LIBSBML_OPERATION_SUCCESS:
+        if rule.setMath(sympy_to_ast(expression)) != libsbml.LIBSBML_OPERATION_SUCCESS:
             raise PetabError(f"could not set the rate rule of {sid!r}")
     text = libsbml.writeSBMLToString(document)
     return text

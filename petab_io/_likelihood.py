@@ -29,22 +29,34 @@ from ..models import SolverSettings
 from ..runtime import require_x64
 from ._math import JaxBackend, evaluate
 from ._problem import ParameterTable, PetabProblem
-from ._simulate import simulate_states
+from ._simulate import describe_failures, simulate_states
 
 #: Default solver for PEtab problems: the tolerances of AMICI's benchmark reference
 #: values; conditions are solved one after another (``map``) because their step counts
 #: differ widely (Bachmann: 104-705 steps) and a vmapped batch takes the slowest one's
 #: steps for all (Bachmann forward 1.0 s with ``map`` vs 3.9 s with ``vmap``, 2 CPUs).
-DEFAULT_SOLVER = SolverSettings(rtol=1e-8, atol=1e-8, max_steps=100_000, batching="map")
+#: The implicit stages' root finder stops at 0.1 x rtol/atol in an RMS norm (CVODES's
+#: nonlinear tolerance and norm): with the max norm at 1e-2 x 1e-8, rounding on
+#: Laske_PLOSComputBiol2019 (stoichiometries up to 2932) kept it from converging, the
+#: solve rejected most steps and failed (see :class:`il6rcc.models.SolverSettings`).
+DEFAULT_SOLVER = SolverSettings(
+    rtol=1e-8,
+    atol=1e-8,
+    max_steps=100_000,
+    batching="map",
+    root_tol_factor=0.1,
+    root_norm="rms",
+)
 
 
-def observables_and_sigmas(problem: PetabProblem, parameter_values, pool, states, rows):
+def observables_and_sigmas(problem: PetabProblem, parameter_values, pool, states, params):
     """Simulated observable values and noise parameters of every measurement.
 
     Args:
         parameter_values: [n_parameters] PEtab parameters (linear scale).
         pool: [n_pool] (:meth:`PetabProblem.pool`).
-        states: [n_sim, n_times, n_states]; rows: [n_cond, n_params].
+        states, params: [n_sim, n_times + 1, n_states | n_params] states and model
+            parameters at each time (:class:`._simulate.Trajectories`).
 
     Returns:
         ``(simulated [n_meas], sigma [n_meas])``, untransformed, in the order of the
@@ -53,15 +65,14 @@ def observables_and_sigmas(problem: PetabProblem, parameter_values, pool, states
     model = problem.model
     petab_index = {pid: i for i, pid in enumerate(problem.parameters.ids)}
     output = {pid: parameter_values[petab_index[pid]] for pid in problem.output_parameter_ids}
-    cond_of_meas = problem.simulation_condition_index[problem.measurement_simulation_index]
-    times = jnp.asarray(problem.times)
+    times = jnp.asarray(np.append(problem.times, np.inf))
     sims, sigmas, order = [], [], []
     for k, obs in enumerate(problem.observables):
         idx = np.flatnonzero(problem.measurement_observable_index == k)
         if idx.size == 0:
             continue
-        p = rows[cond_of_meas[idx]]
-        y = states[problem.measurement_simulation_index[idx], problem.measurement_time_index[idx]]
+        where = (problem.measurement_simulation_index[idx], problem.measurement_time_index[idx])
+        p, y = params[where], states[where]
         t = times[problem.measurement_time_index[idx]]
         ph_obs = pool[problem.observable_parameter_index[idx, : obs.n_observable_parameters]]
         ph_noise = pool[problem.noise_parameter_index[idx, : obs.n_noise_parameters]]
@@ -109,22 +120,35 @@ def measurement_log_likelihoods(problem: PetabProblem, simulated, sigma) -> jnp.
     return out
 
 
-@partial(jax.jit, static_argnums=(0, 1))
-def _evaluate(problem: PetabProblem, solver: SolverSettings, theta):
-    """Simulated observables, noise parameters [n_meas], per-measurement success and
-    per-simulation step counts. Compiled once per problem object and solver (a
+@partial(jax.jit, static_argnums=(0, 1, 3))
+def simulate_measurements(
+    problem: PetabProblem, solver: SolverSettings, theta, max_event_segments: int | None = None
+):
+    """Simulated observables and noise parameters [n_meas] and the simulations'
+    :class:`._simulate.Trajectories`. Compiled once per problem object and solver (a
     :class:`PetabProblem` hashes by identity)."""
     values = problem.parameters.values(theta)
     pool = problem.pool(values)
-    states, ok, rows, steps = simulate_states(problem, solver, pool)
-    safe = jnp.where(ok[:, None, None], states, 1.0)  # keeps NaN out of gradients
-    simulated, sigma = observables_and_sigmas(problem, values, pool, safe, rows)
-    ok_meas = ok[problem.measurement_simulation_index]
-    return simulated, sigma, ok_meas, steps
+    traj = simulate_states(problem, solver, pool, max_event_segments)
+    ok = traj.ok
+    safe = jnp.where(ok[:, None, None], traj.states, 1.0)  # keeps NaN out of gradients
+    simulated, sigma = observables_and_sigmas(problem, values, pool, safe, traj.params)
+    return simulated, sigma, traj
+
+
+def _evaluate(
+    problem: PetabProblem, solver: SolverSettings, theta, max_event_segments: int | None = None
+):
+    """Simulated observables, noise parameters [n_meas], per-measurement success and
+    per-simulation step counts."""
+    simulated, sigma, traj = simulate_measurements(problem, solver, theta, max_event_segments)
+    return simulated, sigma, traj.ok[problem.measurement_simulation_index], traj.num_steps
 
 
 def make_llh(
-    problem: PetabProblem, solver: SolverSettings | None = None
+    problem: PetabProblem,
+    solver: SolverSettings | None = None,
+    max_event_segments: int | None = None,
 ) -> tuple[Callable[[jax.Array], jax.Array], ParameterTable]:
     """The log-likelihood as a jitted, differentiable function of the estimated
     parameters.
@@ -140,7 +164,7 @@ def make_llh(
 
     @jax.jit
     def llh(theta):
-        simulated, sigma, ok, _ = _evaluate(problem, solver, theta)
+        simulated, sigma, ok, _ = _evaluate(problem, solver, theta, max_event_segments)
         safe_sim = jnp.where(ok, simulated, 1.0)
         safe_sigma = jnp.where(ok, sigma, 1.0)
         total = jnp.sum(measurement_log_likelihoods(problem, safe_sim, safe_sigma))
@@ -169,7 +193,10 @@ def _theta(problem: PetabProblem, theta) -> np.ndarray:
 
 
 def simulate_problem(
-    problem: PetabProblem, theta=None, solver: SolverSettings | None = None
+    problem: PetabProblem,
+    theta=None,
+    solver: SolverSettings | None = None,
+    max_event_segments: int | None = None,
 ) -> pd.DataFrame:
     """Simulate every measurement; a PEtab simulation table (the measurement table
     with ``simulation`` in place of ``measurement``) plus ``sigma``, ``llh`` and
@@ -178,7 +205,10 @@ def simulate_problem(
     require_x64()
     solver = solver or DEFAULT_SOLVER
     theta = _theta(problem, theta)
-    simulated, sigma, ok, _ = _evaluate(problem, solver, jnp.asarray(theta))
+    simulated, sigma, traj = simulate_measurements(
+        problem, solver, jnp.asarray(theta), max_event_segments
+    )
+    ok = traj.ok[problem.measurement_simulation_index]
     ll = measurement_log_likelihoods(problem, simulated, sigma)
     table = problem.measurement_table.copy()
     table = table.rename(columns={C.MEASUREMENT: C.SIMULATION})
@@ -186,22 +216,27 @@ def simulate_problem(
     table["sigma"] = np.asarray(sigma)
     table["llh"] = np.asarray(ll)
     table["success"] = np.asarray(ok)
+    table.attrs["failures"] = describe_failures(problem, traj, solver)
+    table.attrs["num_steps"] = np.asarray(traj.num_steps).tolist()
     return table
 
 
 def log_likelihood(
-    problem: PetabProblem, theta=None, solver: SolverSettings | None = None
+    problem: PetabProblem,
+    theta=None,
+    solver: SolverSettings | None = None,
+    max_event_segments: int | None = None,
 ) -> float:
     """Log-likelihood at ``theta`` (estimated parameters on their scales; default:
     the nominal values), with host-side checks: a failed simulation or a noise
     parameter <= 0 raises :class:`PetabError` naming the measurements."""
-    table = simulate_problem(problem, theta, solver)
+    table = simulate_problem(problem, theta, solver, max_event_segments)
     lines = list(range(2, len(table) + 2))
     failed = [lines[i] for i in np.flatnonzero(~table["success"].to_numpy())]
     if failed:
         raise PetabError(
-            f"{problem.name}: the simulation failed for measurement line(s) {failed[:10]} "
-            f"(solver error or no steady state); try other tolerances or max_steps"
+            f"{problem.name}: the simulation failed for measurement line(s) {failed[:10]}"
+            f"{' ...' if len(failed) > 10 else ''}:\n  - " + "\n  - ".join(table.attrs["failures"])
         )
     bad = np.flatnonzero(~(table["sigma"].to_numpy() > 0))
     if bad.size:
@@ -275,5 +310,6 @@ __all__ = [
     "make_log_prior",
     "measurement_log_likelihoods",
     "observables_and_sigmas",
+    "simulate_measurements",
     "simulate_problem",
 ]

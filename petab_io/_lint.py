@@ -1,17 +1,24 @@
 """Checks of a PEtab problem before anything is computed.
 
-One function per check; each returns a list of messages, and :func:`lint` runs them
-all so that every problem is reported in one pass. Messages name the file, the line
-or id, the value found and what was expected. The checks cover what ``petablint``
-checks that matters for simulation (unknown ids, bounds, transforms), plus what it
-does not (negative or zero numeric noise, formulas that are not plain math).
+The petab library's own lint (:func:`library_lint`, ``petab.v1.lint_problem``, the
+same checks as ``petablint``) runs first: it is the authority on what the standard
+allows. Then il6rcc's checks: one function per check; each returns a list of
+messages, and :func:`lint` runs them all so that every problem is reported in one
+pass. Messages name the file, the line or id, the value found and what was
+expected. They repeat the library's checks that matter for simulation with precise
+locations (unknown ids, bounds, transforms) and add what it does not check
+(negative or zero numeric noise, formulas that are not plain math), but they
+never refuse what the library accepts as valid PEtab (e.g. a fixed parameter whose
+nominal value is 0 on a log scale).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Mapping
+from pathlib import Path
 
 import pandas as pd
 from petab.v1 import C
@@ -89,11 +96,8 @@ def check_parameters(t: PetabTables, spec: SbmlSpec) -> list[str]:
         if estimate not in (0.0, 1.0):
             out.append(f"{where}: estimate must be 0 or 1, got {row[C.ESTIMATE]!r}")
         nominal = _number(row[C.NOMINAL_VALUE])
-        if nominal is None or math.isnan(nominal):
-            if estimate == 0.0:
-                out.append(f"{where}: nominalValue is required for a fixed parameter")
-        elif scale in ("log", "log10") and nominal <= 0:
-            out.append(f"{where}: nominalValue {nominal!r} must be > 0 on parameterScale {scale!r}")
+        if (nominal is None or math.isnan(nominal)) and estimate == 0.0:
+            out.append(f"{where}: nominalValue is required for a fixed parameter")
         lower, upper = _number(row[C.LOWER_BOUND]), _number(row[C.UPPER_BOUND])
         if estimate == 1.0:
             if lower is None or upper is None or math.isnan(lower) or math.isnan(upper):
@@ -106,8 +110,13 @@ def check_parameters(t: PetabTables, spec: SbmlSpec) -> list[str]:
                     f"{where}: lowerBound {lower!r} is above upperBound {upper!r}; expected "
                     f"lowerBound <= upperBound"
                 )
-            elif scale in ("log", "log10") and lower <= 0:
-                out.append(f"{where}: lowerBound {lower!r} must be > 0 on parameterScale {scale!r}")
+            elif scale in ("log", "log10") and (
+                lower < 0 or (lower == 0 and not _text(row.get(C.INITIALIZATION_PRIOR_TYPE)))
+            ):
+                out.append(
+                    f"{where}: lowerBound {lower!r} must be > 0 on parameterScale {scale!r} "
+                    f"(0 only with an {C.INITIALIZATION_PRIOR_TYPE})"
+                )
         out.extend(_check_prior(row, where))
     return out
 
@@ -294,11 +303,6 @@ def check_measurements(  # noqa: C901 - one loop over rows, many small checks
         time = _number(row[C.TIME])
         if time is None or math.isnan(time):
             out.append(f"{where}: time must be a number, got {row[C.TIME]!r}")
-        elif math.isinf(time):
-            out.append(
-                f"{where}: time {row[C.TIME]!r} (steady-state measurement) is not supported; "
-                f"expected a finite time >= 0"
-            )
         elif time < 0:
             out.append(f"{where}: time {time!r} must be >= 0")
         if oid not in formulas:
@@ -338,6 +342,47 @@ def check_measurements(  # noqa: C901 - one loop over rows, many small checks
     return out
 
 
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage().strip()
+        if message and message != "Not OK":
+            self.messages.append(message)
+
+
+def _not_visualization(record: logging.LogRecord) -> bool:
+    return "Visualization table not available" not in record.getMessage()
+
+
+def library_lint(yaml_path: str | Path) -> list[str]:
+    """The errors that the petab library's lint (``petab.v1.lint_problem``, as run by
+    ``petablint``) reports for a problem; empty when it finds none. Its warnings are
+    not errors and are left to the library's logger. Visualization tables are not
+    checked: il6rcc does not read them (and the library's check imports its plotting
+    stack, about 10 s)."""
+    import petab.v1 as petab
+
+    handler = _Collect()
+    logger = logging.getLogger("petab.v1.lint")
+    logging.getLogger("petab").addHandler(handler)
+    logger.addFilter(_not_visualization)
+    try:
+        problem = petab.Problem.from_yaml(str(yaml_path))
+        problem.visualization_df = None
+        failed = petab.lint_problem(problem)
+    except Exception as err:  # noqa: BLE001 - the library's own failure is a finding too
+        return [f"the petab library could not read or check the problem: {err}"]
+    finally:
+        logging.getLogger("petab").removeHandler(handler)
+        logger.removeFilter(_not_visualization)
+    if failed and not handler.messages:
+        return ["the petab library's lint failed without a message (run petablint)"]
+    return handler.messages
+
+
 def lint(t: PetabTables, spec: SbmlSpec, formulas: Mapping[str, tuple[Expr, Expr]]) -> list[str]:
     """Run every check; the list of all problems found (empty when the problem is fine)."""
     return [
@@ -358,6 +403,7 @@ __all__ = [
     "check_measurements",
     "check_observables",
     "check_parameters",
+    "library_lint",
     "lint",
     "placeholders",
 ]

@@ -54,6 +54,10 @@ FUNCTION_NAMES = (
     "tanh",
     "max",
     "min",
+    "sign",
+    "arcsinh",
+    "arccosh",
+    "arctanh",
 )
 
 _BINARY = {
@@ -225,8 +229,13 @@ def _convert(node, where: str, petab: bool) -> Expr:  # noqa: C901 - one branch 
 def parse_formula(text: Any, *, where: str) -> Expr:
     """Parse a PEtab formula (a string or a number) without evaluating it.
 
-    ``**`` (sympy's power) is accepted as ``^``. Raises :class:`PetabError` naming
-    ``where`` when the text is not a formula of the supported kind.
+    The text goes through the petab library's own parser (``petab.v1.math``, an
+    ANTLR grammar of PEtab math that builds sympy objects without evaluating any
+    text), and the sympy tree through the whitelist of :func:`from_sympy`. What that
+    grammar lacks and older PEtab files use (sympy's ``**``, ``Max``/``Min``/``Abs``,
+    ``pi``) falls back to libsbml's infix parser and :func:`from_ast`. Raises
+    :class:`PetabError` naming ``where`` when the text is not a formula of the
+    supported kind.
     """
     if isinstance(text, bool) or text is None:
         raise PetabError(f"{where}: expected a formula or a number, got {text!r}")
@@ -236,6 +245,17 @@ def parse_formula(text: Any, *, where: str) -> Expr:
         return ("num", float(text))
     if not isinstance(text, str) or not text.strip():
         raise PetabError(f"{where}: expected a formula or a number, got {text!r}")
+    from petab.v1.math import sympify_petab
+
+    try:
+        tree = sympify_petab(text, evaluate=False)
+    except (ValueError, AssertionError, TypeError, RecursionError):
+        tree = None  # outside PEtab math's grammar: the libsbml fallback decides
+    if tree is not None:
+        try:
+            return from_sympy(tree, where=f"{where} ({text!r})")
+        except _NotPetabMath:
+            pass
     settings = libsbml.L3ParserSettings()
     settings.setParseLog(libsbml.L3P_PARSE_LOG_AS_LN)
     settings.setParseAvogadroCsymbol(False)
@@ -246,8 +266,120 @@ def parse_formula(text: Any, *, where: str) -> Expr:
             f"{where}: {text!r} is not a valid formula ({message}); expected arithmetic "
             f"on identifiers and numbers, e.g. 'scale_x * x + offset_x'"
         )
-    expr = from_ast(ast, where=f"{where} ({text!r})", petab=True)
-    return expr
+    return from_ast(ast, where=f"{where} ({text!r})", petab=True)
+
+
+class _NotPetabMath(Exception):
+    """A sympy node that PEtab math produced but the whitelist does not map (the
+    libsbml fallback then decides)."""
+
+
+#: sympy function classes by their name, mapped to ``("fn", name, ...)`` names.
+_SYMPY_FUNCTIONS = {
+    "exp": "exp",
+    "Abs": "abs",
+    "sign": "sign",
+    "floor": "floor",
+    "ceiling": "ceil",
+    "sin": "sin",
+    "cos": "cos",
+    "tan": "tan",
+    "asin": "arcsin",
+    "acos": "arccos",
+    "atan": "arctan",
+    "sinh": "sinh",
+    "cosh": "cosh",
+    "tanh": "tanh",
+    "asinh": "arcsinh",
+    "acosh": "arccosh",
+    "atanh": "arctanh",
+    "Max": "max",
+    "Min": "min",
+}
+
+#: Reciprocal trigonometric functions: 1 / f(x).
+_SYMPY_RECIPROCALS = {
+    "sec": "cos",
+    "csc": "sin",
+    "cot": "tan",
+    "sech": "cosh",
+    "csch": "sinh",
+    "coth": "tanh",
+}
+
+_SYMPY_RELATIONS = {
+    "StrictLessThan": "lt",
+    "LessThan": "le",
+    "StrictGreaterThan": "gt",
+    "GreaterThan": "ge",
+    "Equality": "eq",
+    "Unequality": "ne",
+}
+
+
+def from_sympy(node, *, where: str) -> Expr:  # noqa: C901 - one branch per node type
+    """Convert a sympy tree built by ``petab.v1.math.sympify_petab`` to an expression
+    tree, through an explicit whitelist of node types (nothing is evaluated).
+
+    The symbol ``time`` is the model time and ``pi`` the constant; every other
+    symbol is an identifier.
+    """
+    import sympy
+
+    if isinstance(node, sympy.Symbol):
+        name = node.name
+        if name == "time":
+            return ("time",)
+        if name == "pi":
+            return ("num", math.pi)
+        return ("sym", name)
+    if node is sympy.true or node is sympy.false:
+        return ("bool", bool(node))
+    if node is sympy.pi:
+        return ("num", math.pi)
+    if node is sympy.E:
+        return ("num", math.e)
+    if isinstance(node, sympy.Number):
+        if node in (sympy.oo, -sympy.oo) or node is sympy.nan:
+            value = {sympy.oo: math.inf, -sympy.oo: -math.inf}.get(node, math.nan)
+            return ("num", value)
+        return ("num", float(node))
+    name = type(node).__name__
+    if isinstance(node, sympy.Piecewise):
+        out: list = []
+        for pair in node.args:
+            value = from_sympy(pair.expr, where=where)
+            if pair.cond is sympy.true:
+                out.append(value)
+                break
+            out.extend((value, from_sympy(pair.cond, where=where)))
+        return ("piecewise", *out)
+    args = [from_sympy(a, where=where) for a in node.args]
+    if isinstance(node, sympy.Add):
+        return ("add", *args)
+    if isinstance(node, sympy.Mul):
+        return ("mul", *args)
+    if isinstance(node, sympy.Pow):
+        return ("pow", args[0], args[1])
+    if isinstance(node, sympy.log):
+        if len(args) == 1:
+            return ("fn", "ln", args[0])
+        return ("log", args[1], args[0])  # sympy: log(x, base)
+    if name in _SYMPY_RELATIONS:
+        return ("rel", _SYMPY_RELATIONS[name], args[0], args[1])
+    if isinstance(node, sympy.And):
+        return ("and", *args)
+    if isinstance(node, sympy.Or):
+        return ("or", *args)
+    if isinstance(node, sympy.Xor):
+        return ("xor", *args)
+    if isinstance(node, sympy.Not):
+        return ("not", args[0])
+    if name in _SYMPY_FUNCTIONS:
+        return ("fn", _SYMPY_FUNCTIONS[name], *args)
+    if name in _SYMPY_RECIPROCALS:
+        return ("div", ("num", 1.0), ("fn", _SYMPY_RECIPROCALS[name], args[0]))
+    raise _NotPetabMath(f"{where}: sympy node {name}")
 
 
 # ------------------------------------------------------------------------ inspection
@@ -416,6 +548,10 @@ class SympyBackend:
             "sinh": sympy.sinh,
             "cosh": sympy.cosh,
             "tanh": sympy.tanh,
+            "sign": sympy.sign,
+            "arcsinh": sympy.asinh,
+            "arccosh": sympy.acosh,
+            "arctanh": sympy.atanh,
         }
         if name == "max":
             return sympy.Max(*args)
@@ -570,6 +706,7 @@ __all__ = [
     "evaluate",
     "free_symbols",
     "from_ast",
+    "from_sympy",
     "parse_formula",
     "substitute",
     "uses_time",

@@ -2,8 +2,13 @@
 
 The model is frozen and compares (and hashes) by the SHA-256 of its SBML text, so
 ``jax.jit`` compiles one executable per model however often it is imported. Its
-equations are expression trees (:mod:`._math`) evaluated with ``jax.numpy`` while
-JAX traces, so there is no per-step interpretation cost.
+equations are expression trees (:mod:`._math`), evaluated node by node with
+``jax.numpy`` while JAX traces, so there is no per-step interpretation cost. Models
+with at least :data:`TAPE_MIN_STATES` states evaluate their vector field as a
+:class:`._tape.Tape` instead (a few vectorised operations per expression depth, and
+a coloured sparse Jacobian): node by node, Chen_MSB2009's 500 states took 97 s to
+compile the vector field and 196 s its Jacobian; small models run faster node by
+node.
 
 Inputs: for each state ``x`` the model has an input ``x__initial`` (a value) and an
 input ``x__initial_set`` (1 to use that value as the initial state, 0 to use the
@@ -23,6 +28,11 @@ import jax.numpy as jnp
 from ..models import InputSpec, ObservableSpec, ODEModel, ParameterSpec
 from ._math import JaxBackend, LazyEnv, evaluate
 from ._sbml import SbmlSpec
+from ._tape import Tape, build_tape
+from ._tape import vector_field as tape_vector_field
+
+#: Models with at least this many states evaluate their vector field with a tape.
+TAPE_MIN_STATES = 60
 
 
 @dataclass(frozen=True)
@@ -105,7 +115,21 @@ class SbmlModel(ODEModel):
         values.update(extra or {})
         return LazyEnv(values, dict(self.spec.definitions), time=t, where=self.spec.model_id)
 
+    @cached_property
+    def tape(self) -> Tape:
+        """The derivatives as a vectorised evaluation plan (:mod:`._tape`)."""
+        spec = self.spec
+        return build_tape(
+            spec.derivatives, spec.state_ids, spec.parameter_ids, dict(spec.definitions)
+        )
+
+    @cached_property
+    def _tape_field(self):
+        return tape_vector_field(self.tape)
+
     def vector_field(self, t, y, params, inputs):
+        if self.n_states >= TAPE_MIN_STATES:
+            return self._tape_field(t, y, params)
         env = self.expression_env(t, y, params)
         rates = [evaluate(d, env, t, JaxBackend) for d in self.spec.derivatives]
         return jnp.stack([jnp.asarray(r, dtype=y.dtype) for r in rates])
@@ -132,4 +156,4 @@ class SbmlModel(ODEModel):
         return jnp.stack([jnp.asarray(env(sid), dtype=params.dtype) for sid in self.states])
 
 
-__all__ = ["SbmlModel"]
+__all__ = ["TAPE_MIN_STATES", "SbmlModel"]

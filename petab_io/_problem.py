@@ -20,7 +20,7 @@ import pandas as pd
 from petab.v1 import C
 
 from ..errors import PetabError
-from ._lint import lint, placeholders
+from ._lint import library_lint, lint, placeholders
 from ._math import Expr, free_symbols, parse_formula
 from ._model import SbmlModel
 from ._sbml import read_sbml
@@ -152,7 +152,8 @@ class PetabProblem:
         observables: the observable table, in its order.
         condition_ids: [n_cond] conditions used by the measurements.
         simulations: [n_sim] (pre-equilibration condition id or None, condition id).
-        times: [n_times] sorted distinct measurement times (the model's time unit).
+        times: [n_times] sorted distinct finite measurement times (the model's time
+            unit); ``[0.0]`` when every measurement is a steady-state one.
         constants: [n_pool - n_parameters] numbers referenced from the tables.
         condition_parameter_index: [n_cond, n_params] pool index of each model parameter.
         condition_initial_index: [n_cond, n_states] pool index of initial-value overrides.
@@ -160,7 +161,11 @@ class PetabProblem:
         simulation_condition_index, preequilibration_index: [n_sim] condition positions
             (-1: no pre-equilibration).
         measurement_simulation_index, measurement_time_index,
-        measurement_observable_index: [n_meas] positions of each measurement.
+        measurement_observable_index: [n_meas] positions of each measurement; the
+            time index of a steady-state measurement (``time = inf``) is ``n_times``.
+        simulation_t_end: [n_sim] last finite measurement time of each simulation (0
+            when it has none).
+        steady_state_simulations: simulations with steady-state measurements.
         measurements: [n_meas] measured values.
         observable_parameter_index, noise_parameter_index: [n_meas, k] pool indices of the
             placeholders' values (padded).
@@ -189,6 +194,8 @@ class PetabProblem:
     noise_parameter_index: np.ndarray
     measurement_table: pd.DataFrame
     output_parameter_ids: tuple[str, ...]
+    simulation_t_end: np.ndarray
+    steady_state_simulations: tuple[int, ...]
 
     @property
     def n_measurements(self) -> int:
@@ -285,14 +292,16 @@ def load_problem(yaml_path: str | Path) -> PetabProblem:
 
 def build_problem(t: PetabTables) -> PetabProblem:  # noqa: C901 - sequential assembly
     """Prepare already-read tables (see :func:`load_problem`)."""
-    spec = read_sbml(t.sbml_path)
+    library = library_lint(t.yaml_path)
+    try:
+        spec = read_sbml(t.sbml_path)
+    except PetabError as err:
+        raise PetabError(_report(t.yaml_path.name, library, [str(err)])) from None
     model = SbmlModel.from_spec(spec)
     formulas, errors = _parse_observables(t)
     errors += lint(t, spec, formulas)
-    if errors:
-        raise PetabError(
-            f"{t.yaml_path.name}: {len(errors)} problem(s) found:\n  - " + "\n  - ".join(errors)
-        )
+    if library or errors:
+        raise PetabError(_report(t.yaml_path.name, library, errors))
     parameters = _parameter_table(t)
     petab_index = {pid: i for i, pid in enumerate(parameters.ids)}
     pool = _Pool(len(parameters.ids))
@@ -344,9 +353,9 @@ def build_problem(t: PetabTables) -> PetabProblem:  # noqa: C901 - sequential as
             f"the SBML model and none in {t.parameter_file} or {t.condition_file}"
         )
 
-    times = np.array(sorted(set(meas[C.TIME].astype(float))), dtype=np.float64)
-    if times[-1] <= 0.0:  # the integration needs an end after its start
-        times = np.append(times, 1.0)
+    all_times = meas[C.TIME].astype(float).to_numpy()
+    finite = np.isfinite(all_times)
+    times = np.array(sorted(set(all_times[finite])) or [0.0], dtype=np.float64)
     observable_ids = tuple(t.observable.index)
     observables = []
     for oid, row in t.observable.iterrows():
@@ -370,6 +379,11 @@ def build_problem(t: PetabTables) -> PetabProblem:  # noqa: C901 - sequential as
     noise_index = np.full((n_meas, k_noise), filler, dtype=np.int32)
     sim_position = {pair: i for i, pair in enumerate(simulations)}
     time_position = {float(v): i for i, v in enumerate(times)}
+    time_position[math.inf] = len(times)
+    sim_of_meas = np.array([sim_position[p] for p in pairs], dtype=np.int32)
+    t_end = np.zeros(len(simulations))
+    np.maximum.at(t_end, sim_of_meas[finite], all_times[finite])
+    steady = tuple(sorted({int(i) for i in sim_of_meas[~finite]}))
     for i, row in enumerate(meas.to_dict("records")):
         for k, entry in enumerate(split_overrides(row.get(C.OBSERVABLE_PARAMETERS))):
             obs_index[i, k] = resolve(entry)
@@ -400,7 +414,7 @@ def build_problem(t: PetabTables) -> PetabProblem:  # noqa: C901 - sequential as
         preequilibration_index=np.array(
             [-1 if p is None else condition_position[p] for p, _ in simulations], dtype=np.int32
         ),
-        measurement_simulation_index=np.array([sim_position[p] for p in pairs], dtype=np.int32),
+        measurement_simulation_index=sim_of_meas,
         measurement_time_index=np.array(
             [time_position[float(v)] for v in meas[C.TIME]], dtype=np.int32
         ),
@@ -412,7 +426,22 @@ def build_problem(t: PetabTables) -> PetabProblem:  # noqa: C901 - sequential as
         noise_parameter_index=noise_index,
         measurement_table=meas,
         output_parameter_ids=output_ids,
+        simulation_t_end=t_end,
+        steady_state_simulations=steady,
     )
+
+
+def _report(name: str, library: list[str], ours: list[str]) -> str:
+    """One message: the petab library's lint errors first, then il6rcc's findings."""
+    parts = []
+    if library:
+        parts.append(
+            f"{name}: the petab library's lint (petablint) reports {len(library)} error(s):"
+            + "".join(f"\n  - {m}" for m in library)
+        )
+    if ours:
+        parts.append(f"{name}: {len(ours)} problem(s) found:" + "".join(f"\n  - {m}" for m in ours))
+    return "\n".join(parts)
 
 
 def _number_or_id(value):

@@ -14,10 +14,17 @@ Semantics follow AMICI for models with constant compartments:
   non-constant ones that no rule changes) are entries of the parameter vector;
   parameters with initial assignments (and no rule) are constant definitions.
 
+Events (:class:`SbmlEvent`) keep their trigger, delay, priority, persistence,
+initial value, ``useValuesFromTriggerTime`` and assignments; their targets are
+states or entries of the parameter vector (a non-constant parameter without rules
+stays a parameter, and events change it during a simulation).
+
 Unsupported constructs are reported by name with :class:`~il6rcc.errors.PetabError`:
-events, algebraic rules, delays, ``rateOf``, fast reactions, variable stoichiometry,
-conversion factors and compartments whose size changes while species live in them.
-Function definitions are expanded by libsbml's converter before conversion.
+algebraic rules, the ``delay`` and ``rateOf`` functions, fast reactions, variable
+stoichiometry, conversion factors, compartments whose size changes while species live
+in them, and event assignments to rule targets, to parameters with initial
+assignments, or to compartments that hold species. Function definitions are expanded
+by libsbml's converter before conversion.
 """
 
 from __future__ import annotations
@@ -34,6 +41,34 @@ from ..errors import PetabError
 from ._math import Expr, free_symbols, from_ast, substitute, uses_time
 
 StateKind = str  # "species" | "parameter" | "compartment"
+
+
+@dataclass(frozen=True)
+class SbmlEvent:
+    """One SBML event (semantics of SBML Level 3, section 4.12).
+
+    Attributes:
+        id: the event id (or ``#k`` for the k-th event without one).
+        trigger: boolean expression; the event fires when it changes from false to true.
+        initial_value: the trigger's value just before the start time (an event whose
+            trigger is true at the start fires then only when this is False).
+        persistent: whether a delayed execution still happens when the trigger turns
+            false before it.
+        delay: expression of the delay between firing and execution, or None.
+        priority: expression ordering simultaneous executions (higher first), or None.
+        use_values_from_trigger_time: whether the assignments' values are computed when
+            the event fires (True) or when it executes.
+        assignments: (target id, expression) pairs; targets are states or parameters.
+    """
+
+    id: str
+    trigger: Expr
+    initial_value: bool
+    persistent: bool
+    delay: Expr | None
+    priority: Expr | None
+    use_values_from_trigger_time: bool
+    assignments: tuple[tuple[str, Expr], ...]
 
 
 @dataclass(frozen=True)
@@ -55,6 +90,12 @@ class SbmlSpec:
             parameters, definitions and other states' initial values).
         species_compartment: (species id, compartment id, has_only_substance_units)
             for every species.
+        reaction_ids: ids of the reactions, in document order.
+        stoichiometry: (state index, reaction index, coefficient) of every species whose
+            derivative is ``sum(coefficient * rate) / size`` (``/ size`` for
+            concentrations); other states are driven by rate rules or are constant.
+        rate_rule_states: indices of the states driven by rate rules.
+        events: the model's events (:class:`SbmlEvent`).
     """
 
     model_id: str
@@ -68,6 +109,10 @@ class SbmlSpec:
     derivatives: tuple[Expr, ...]
     initial_values: tuple[Expr, ...]
     species_compartment: tuple[tuple[str, str, bool], ...]
+    reaction_ids: tuple[str, ...] = ()
+    stoichiometry: tuple[tuple[int, int, float], ...] = ()
+    rate_rule_states: tuple[int, ...] = ()
+    events: tuple[SbmlEvent, ...] = ()
 
     @property
     def definition_ids(self) -> tuple[str, ...]:
@@ -131,9 +176,6 @@ class _Compiler:
     def unsupported(self) -> None:
         m = self.m
         problems = []
-        if m.getNumEvents():
-            ids = [m.getEvent(i).getId() or f"#{i + 1}" for i in range(m.getNumEvents())]
-            problems.append(f"events ({', '.join(ids)})")
         algebraic = [r for r in m.getListOfRules() if r.isAlgebraic()]
         if algebraic:
             problems.append(f"{len(algebraic)} algebraic rule(s)")
@@ -153,8 +195,8 @@ class _Compiler:
         if problems:
             raise PetabError(
                 f"{self.where}: unsupported SBML feature(s): {'; '.join(problems)}. il6rcc "
-                f"simulates models without events, delays and algebraic rules; remove or "
-                f"rewrite these, or use a tool that supports them (e.g. AMICI)"
+                f"simulates models without algebraic rules, fast reactions and conversion "
+                f"factors; remove or rewrite these, or use a tool that supports them (e.g. AMICI)"
             )
 
     def run(self) -> SbmlSpec:  # noqa: C901 - one pass per SBML element kind
@@ -257,6 +299,7 @@ class _Compiler:
                 derivs[sid] = self.math(rate[sid].getMath(), f"rate rule for {sid!r}")
 
         reaction_terms: dict[str, list[Expr]] = {}
+        stoichiometry: dict[tuple[str, str], float] = {}
         for r in m.getListOfReactions():
             rid = r.getId()
             if not r.isSetKineticLaw() or not r.getKineticLaw().isSetMath():
@@ -297,6 +340,8 @@ class _Compiler:
                     reaction_terms.setdefault(sid, []).append(
                         ("mul", ("num", sign * stoich), ("sym", rid))
                     )
+                    stoichiometry.setdefault((sid, rid), 0.0)
+                    stoichiometry[(sid, rid)] += sign * stoich
 
         for sid, comp, hosu in species_info:
             if sid in derivs or sid in assignment:
@@ -332,6 +377,19 @@ class _Compiler:
                     f"state(s) {sorted(bad)}; only parameter-valued initial assignments of "
                     f"parameters are supported"
                 )
+        events = self._events(state_ids, param_ids, assignment, rate, initial, species_in)
+        known_events = set(known)
+        for event in events:
+            items = [(f"trigger of event {event.id!r}", event.trigger)]
+            items += [(f"delay of event {event.id!r}", e) for e in (event.delay,) if e]
+            items += [(f"priority of event {event.id!r}", e) for e in (event.priority,) if e]
+            items += [
+                (f"assignment to {v!r} in event {event.id!r}", e) for v, e in event.assignments
+            ]
+            self._check_symbols(items, known_events, "math of")
+        state_pos = {sid: i for i, sid in enumerate(state_ids)}
+        reactions = [r.getId() for r in m.getListOfReactions()]
+        reaction_pos = {rid: j for j, rid in enumerate(reactions)}
         return SbmlSpec(
             model_id=m.getId() or "sbml_model",
             digest=self.digest,
@@ -344,7 +402,69 @@ class _Compiler:
             derivatives=tuple(derivs[s] for s in state_ids),
             initial_values=tuple(inits),
             species_compartment=tuple(species_info),
+            reaction_ids=tuple(reactions),
+            stoichiometry=tuple(
+                (state_pos[sid], reaction_pos[rid], float(c))
+                for (sid, rid), c in stoichiometry.items()
+                if c != 0.0
+            ),
+            rate_rule_states=tuple(state_pos[v] for v in rate if v in state_pos),
+            events=events,
         )
+
+    def _events(self, state_ids, param_ids, assignment, rate, initial, species_in):
+        """The model's events, their targets checked (see :class:`SbmlEvent`)."""
+        out = []
+        states, params = set(state_ids), set(param_ids)
+        for k, e in enumerate(self.m.getListOfEvents()):
+            eid = e.getId() or f"#{k + 1}"
+            what = f"event {eid!r}"
+            trigger = e.getTrigger()
+            if trigger is None or not trigger.isSetMath():
+                raise PetabError(f"{self.where}: {what} has no trigger")
+            assignments = []
+            for a in e.getListOfEventAssignments():
+                var = a.getVariable()
+                if var in assignment or var in initial and var not in states:
+                    raise PetabError(
+                        f"{self.where}: unsupported SBML feature: {what} assigns {var!r}, "
+                        f"which has an assignment rule or an initial assignment"
+                    )
+                if species_in.get(var):
+                    raise PetabError(
+                        f"{self.where}: unsupported SBML feature: {what} changes the size of "
+                        f"compartment {var!r} while species live in it"
+                    )
+                if var not in states and var not in params:
+                    raise PetabError(f"{self.where}: {what} assigns unknown or constant id {var!r}")
+                if var in rate and var not in states:  # pragma: no cover - rate targets are states
+                    raise PetabError(f"{self.where}: {what} assigns {var!r}")
+                assignments.append(
+                    (var, self.math(a.getMath(), f"assignment to {var!r} in {what}"))
+                )
+            delay = e.getDelay() if e.isSetDelay() else None
+            priority = e.getPriority() if e.isSetPriority() else None
+            out.append(
+                SbmlEvent(
+                    id=eid,
+                    trigger=self.math(trigger.getMath(), f"trigger of {what}"),
+                    initial_value=bool(trigger.getInitialValue())
+                    if trigger.isSetInitialValue()
+                    else True,
+                    persistent=bool(trigger.getPersistent()) if trigger.isSetPersistent() else True,
+                    delay=None
+                    if delay is None or not delay.isSetMath()
+                    else self.math(delay.getMath(), f"delay of {what}"),
+                    priority=None
+                    if priority is None or not priority.isSetMath()
+                    else self.math(priority.getMath(), f"priority of {what}"),
+                    use_values_from_trigger_time=bool(e.getUseValuesFromTriggerTime())
+                    if e.isSetUseValuesFromTriggerTime()
+                    else True,
+                    assignments=tuple(assignments),
+                )
+            )
+        return tuple(out)
 
     def _check_symbols(self, items, known: set[str], what: str) -> None:
         for name, expr in items:
@@ -369,4 +489,4 @@ class _Compiler:
             ) from None
 
 
-__all__ = ["SbmlSpec", "compile_sbml", "read_sbml"]
+__all__ = ["SbmlEvent", "SbmlSpec", "compile_sbml", "read_sbml"]

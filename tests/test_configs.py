@@ -77,6 +77,7 @@ BAD = {
         "num_samples",
     ),
     "unknown solver": (lambda d: d.update(solver={"solver": "rk45"}), "rk45"),
+    "unknown weighting": (lambda d: d.update(likelihood={"weighting": "rows"}), "weighting"),
     "unknown parameter": (lambda d: d["priors"].update(estimate=["a", "kk"]), "kk"),
     # keys that once existed but never did anything are refused, not silently accepted
     "dead key nuts.init": (lambda d: d["inference"]["nuts"].update(init="map"), "nuts.init"),

@@ -11,6 +11,7 @@ from il6rcc.data import (
     build_arrays,
     columns,
     load_evidence,
+    reported_doses,
     shipped_evidence_paths,
 )
 from il6rcc.errors import DataError
@@ -113,7 +114,9 @@ def test_sign_row_direction(tmp_path):
     assert [w for w, _ in terms(a, 0)] == [-1.0, 1.0]
 
 
-def test_rank_over_cell_lines_expands_to_pairs(tmp_path):
+def test_rank_over_cell_lines_has_adjacent_tier_units(tmp_path):
+    """A rank's units are the pairs of members of adjacent tiers: 786-O > ACHN follows
+    by transitivity and is not a unit of its own."""
     a = arrays_of(
         tmp_path,
         {
@@ -123,20 +126,53 @@ def test_rank_over_cell_lines_expands_to_pairs(tmp_path):
             columns.CONTROL: "",
         },
     )
-    pairs = set()
+    pairs = []
     for u in range(a.n_units):
         (w_lo, lo), (w_hi, hi) = terms(a, u)
         assert (w_lo, w_hi) == (-1.0, 1.0)
-        pairs.add((hi.split("|")[0], lo.split("|")[0]))
-    assert pairs == {
-        ("786-O", "Caki-1"),
-        ("786-O", "TUHR3TKB"),
-        ("786-O", "ACHN"),
-        ("Caki-1", "ACHN"),
-        ("TUHR3TKB", "ACHN"),
-    }
+        pairs.append((hi.split("|")[0], lo.split("|")[0]))
+    assert sorted(pairs) == sorted(
+        [
+            ("786-O", "Caki-1"),
+            ("786-O", "TUHR3TKB"),
+            ("Caki-1", "ACHN"),
+            ("TUHR3TKB", "ACHN"),
+        ]
+    )
     assert set(a.unit_direction) == {1}
     assert set(a.unit_row) == {0}
+    # one ordinal observation: 4 entities, and one chain per order of the middle tier
+    assert a.entity_row.tolist() == [0] * 4
+    assert a.chain_row.tolist() == [0, 0] and a.chain_sign.tolist() == [1, 1]
+    assert a.top_entity.tolist() == [0, 0] and a.bottom_entity.tolist() == [3, 3]
+    assert sorted(a.chain_middle.tolist()) == [[1, 2], [2, 1]]
+
+
+def test_rank_links_give_member_levels(tmp_path):
+    """Entity levels rebuilt from the units through the links equal the members' own
+    log levels (relative to the first member), for tiers of any size."""
+    a = arrays_of(
+        tmp_path,
+        {
+            columns.KIND: "rank",
+            columns.DIRECTION: "none",
+            columns.CELL_LINE: "786-O, Caki-2 > Caki-1, TUHR3TKB, TUHR4TKB > ACHN, A-498",
+            columns.CONTROL: "",
+        },
+    )
+    rng = np.random.default_rng(0)
+    log_y = rng.normal(size=a.batch.n_conditions)  # one level per condition
+    delta = np.zeros(a.n_units)
+    np.add.at(delta, a.term_unit, a.term_weight * log_y[a.term_cond])
+    level = np.zeros(len(a.entity_row))
+    np.add.at(level, a.link_entity, a.link_sign * delta[a.link_unit])
+    lines = ["786-O", "Caki-2", "Caki-1", "TUHR3TKB", "TUHR4TKB", "ACHN", "A498"]
+    own = np.array(
+        [log_y[a.batch.ids.index(f"{line}|ifn_alpha=~fixture.ifn_alpha")] for line in lines]
+    )
+    np.testing.assert_allclose(level, own - own[0], atol=1e-12)
+    assert a.n_units == 2 * 3 + 3 * 2
+    assert a.n_chains == 6  # 3! orders of the middle tier
 
 
 def test_rank_of_fold_changes_has_four_terms(tmp_path):
@@ -166,7 +202,7 @@ def test_rank_over_a_dose_series(tmp_path):
             columns.CONTROL: "",
         },
     )
-    assert a.n_units == 3
+    assert a.n_units == 2  # adjacent tiers only
     top = terms(a, 0)
     assert top == [(-1.0, "786-O|sorafenib=1"), (1.0, "786-O|sorafenib=10")]  # nM -> uM
     sor = MODEL.index("inputs", "sorafenib")
@@ -239,6 +275,25 @@ def test_candidate_times_and_weights(tmp_path):
     assert read == {1.0: 504.0, -1.0: 72.0}
 
 
+def test_tumour_volume_contrast_scale_grows_with_the_horizon(tmp_path):
+    a = arrays_of(
+        tmp_path,
+        {
+            columns.OBSERVABLE_ID: "tumour_volume",
+            columns.ASSAY: "caliper",
+            columns.BACKGROUND: "xenograft=on",
+            columns.CONDITION: "sorafenib=unknown[invivo]",
+            columns.TIME_H: "unknown",
+            columns.DIRECTION: "down",
+        },
+        {},
+    )
+    grid = a.times[a.row_time_index[0]]
+    assert grid.tolist() == [168, 336, 504, 672, 840, 1008]
+    np.testing.assert_allclose(a.row_contrast_scale[0], np.sqrt(1 + (grid / 168.0) ** 2))
+    np.testing.assert_array_equal(a.row_contrast_scale[1], 1.0)  # qPCR: no horizon
+
+
 def test_unknown_doses_become_named_nuisances(tmp_path):
     a = arrays_of(
         tmp_path,
@@ -307,7 +362,8 @@ def test_every_shipped_row_maps_onto_the_main_circuit():
         row = a.unit_row[a.term_unit[t]]
         assert MODEL.observable_names[a.term_obs[t]] == observables[row]
     assert set(a.batch.cell_lines) <= set(MODEL.cell_line_names)
-    assert (a.times > 0).all() and (np.diff(a.times) > 0).all()
+    # 0 h: a control read before treatment (the same tumours at baseline)
+    assert (a.times >= 0).all() and (np.diff(a.times) > 0).all()
     # the number of units per kind follows the row shapes
     kinds = [ROW_KINDS[k] for k in a.row_kind]
     n_terms = np.bincount(a.term_unit, minlength=a.n_units)
@@ -318,6 +374,20 @@ def test_every_shipped_row_maps_onto_the_main_circuit():
     # every unknown dose has a slot and every slot a nuisance with a sourced prior
     assert len(a.nuisance_names) == len(set(a.nuisance_names)) > 10
     assert all(src for src in a.nuisance_sources)
+
+
+def test_reported_doses_of_the_shipped_evidence():
+    """Predictions use the doses the sources report: each TKI its own series; IFN-a and
+    tocilizumab have none, only the nuisances of each study."""
+    a = build_arrays(MODEL, load_evidence())
+    doses = reported_doses(a, MODEL)
+    assert doses["sorafenib"].values == doses["sunitinib"].values == (0.5, 1.0, 5.0, 10.0)
+    assert doses["pazopanib"].values == (1.0, 5.0, 10.0, 50.0)
+    assert "ishibashi2017.sorafenib.invivo" in doses["sorafenib"].nuisances
+    assert doses["ifn_alpha"].values == () and "oguro2013.ifn_alpha" in doses["ifn_alpha"].nuisances
+    assert doses["tocilizumab"].values == ()
+    assert set(doses) <= {i.name for i in MODEL.inputs if not i.indicator}
+    assert {n for d in doses.values() for n in d.nuisances} == set(a.nuisance_names)
 
 
 @pytest.mark.slow

@@ -19,18 +19,38 @@ from il6rcc.models import (
 )
 
 MAIN = RCCCircuit.variant("main")
+#: Parameters without influence in the main variant under ``_all_inputs_conditions``.
+MAIN_INERT = {
+    "w_stat1_socs3",
+    "w_tki_akt",
+    "w_tki_il6",
+    "w_il6r_nfkb",
+    "socs1_k_ifnar",
+    "usp18_k_ifnar",
+    "w_stat1_usp18",
+    "k_usp18",
+    "w_escape",
+    "k_escape",
+    "anti_il6_kd",
+    "sgp130_ic50",
+    "hyper_il6_ec50",
+}
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_basal_state_is_steady_for_every_cell_line(variant):
     """max |f(y0)| < 1e-8 at the basal state, every cell line, with and without the
-    pre-treatment perturbations (siRNA, over-expression, xenograft)."""
+    pre-treatment perturbations (siRNA, over-expression, xenograft). Growth is counted
+    against untreated cells of the line, so under a knock-down or over-expression alone
+    ``log_growth`` moves (by mu x the change of the proliferative drive) and only it."""
     model = RCCCircuit.variant(variant)
     settings = SolverSettings()
     pre = np.zeros(model.n_inputs)
     pre_si = pre.copy()
     for name in ("si_socs3", "socs3_overexpression", "xenograft"):
         pre_si[model.index("inputs", name)] = 1.0
+    growth = model.index("states", "log_growth")
+    ref = model.index("states", "growth_ref")
     worst = 0.0
     for line in model.cell_line_names:
         p = jnp.asarray(model.default_params(line))
@@ -40,9 +60,45 @@ def test_basal_state_is_steady_for_every_cell_line(variant):
             # after treatment starts with no treatment, the state must stay at rest
             u_treat = jnp.asarray(u + model.phase_mask())
             y0 = model.perturb(y, p, u_treat)
-            rates = np.abs(np.asarray(model.vector_field(0.0, y0, p, u_treat)))
-            worst = max(worst, rates.max())
+            rates = np.asarray(model.vector_field(0.0, y0, p, u_treat))
+            worst = max(worst, np.abs(np.delete(rates, growth)).max())
+            if u is pre:
+                assert abs(rates[growth]) < 1e-8, (variant, line)
+            else:  # the xenograft alone is the reference
+                u_ref = np.zeros(model.n_inputs)
+                u_ref[model.index("inputs", "xenograft")] = 1.0
+                y_ref, _ = basal_state_jit(model, settings, p, jnp.asarray(u_ref))
+                assert float(y0[ref]) == pytest.approx(float(y_ref[ref]), abs=1e-10)
     assert worst < 1e-8
+
+
+def test_a_knockdown_alone_changes_growth_at_the_rate_its_drive_implies():
+    """IL-6 siRNA in 786-O: d log_growth/dt at treatment start equals mu_vitro x (drive
+    under the knock-down - drive of untreated cells), and it is negative (less autocrine
+    IL-6 signalling)."""
+    model = MAIN
+    settings = SolverSettings()
+    p = jnp.asarray(model.default_params("786-O"))
+    u = np.zeros(model.n_inputs)
+    u_si = u.copy()
+    u_si[model.index("inputs", "si_il6")] = 1.0
+    y_ctrl, _ = basal_state_jit(model, settings, p, jnp.asarray(u))
+    y_si, ok = basal_state_jit(model, settings, p, jnp.asarray(u_si))
+    assert bool(ok)
+    u_treat = jnp.asarray(u_si + model.phase_mask())
+    rate = float(model.vector_field(0.0, y_si, p, u_treat)[model.index("states", "log_growth")])
+    named = model.unpack(p)
+    drive = {
+        name: float(
+            named["w_akt_growth"] * y[model.index("states", "akt")]
+            + named["w_stat3_growth"] * y[model.index("states", "pstat3")]
+            - named["w_stat1_growth"] * y[model.index("states", "pstat1")]
+        )
+        for name, y in (("si", y_si), ("ctrl", y_ctrl))
+    }
+    expected = float(named["mu_vitro"]) * (drive["si"] - drive["ctrl"])
+    assert rate == pytest.approx(expected, rel=1e-6)
+    assert rate < -1e-4
 
 
 def _all_inputs_conditions():
@@ -126,10 +182,11 @@ def _check_gradient(every: int):
     worst = np.argsort(err)[::-1][:3]
     assert err.max() < 1e-4, [(names[i], grad[i], fd[i]) for i in worst]
     # every checked parameter influences this scalar (otherwise the check would be
-    # vacuous), except the two the main variant switches off: SOCS3 is not induced via
-    # STAT1 there, and TKIs do not act on AKT directly
+    # vacuous), except those of edges the main variant switches off (SOCS3 induction
+    # via STAT1, TKIs on AKT or IL-6 directly, IL-6R on NF-kB, SOCS1/USP18 on IFNAR,
+    # the angiogenic escape) and of inputs these conditions do not use
     inert = {names[i] for i in np.flatnonzero(np.abs(fd) < 1e-9)}
-    assert inert <= {"w_stat1_socs3", "w_tki_akt"}, inert
+    assert inert <= MAIN_INERT, inert
 
 
 def test_gradients_match_central_finite_differences_sample():
@@ -178,13 +235,13 @@ def test_two_runs_identical():
 @pytest.mark.parametrize(
     "build, needle",
     [
-        (lambda: load_model("rcc_circuit", "socs3_via_magic"), "valid: 'il6r_membrane'"),
+        (lambda: load_model("rcc_circuit", "socs3_via_magic"), "valid: 'ifn_socs1'"),
         (lambda: RCCCircuit(socs3_induction="stat2"), "valid: 'both', 'il6_loop'"),
         (lambda: make_batch(MAIN, [Condition("x", "HEK293")]), "valid: '769-P', '786-O'"),
         (lambda: SolverSettings(solver="rk45"), "valid: 'dopri5', 'dopri8'"),
         (
             lambda: make_batch(MAIN, [Condition("x", "786-O", {"interferon": 1.0})]),
-            "valid: 'ifn_alpha', 'il6'",
+            "valid: 'anti_il6', 'hyper_il6', 'ifn_alpha', 'il6'",
         ),
         (
             lambda: make_batch(MAIN, [Condition("x", "786-O", {"ifn_alpha": -5.0})]),

@@ -9,7 +9,7 @@ TIGHT = SolverSettings(rtol=1e-10, atol=1e-12, max_steps=20000)
 TIMES = np.array([0.1, 0.5, 1.0, 2.0, 5.0, 10.0])
 
 
-@pytest.mark.parametrize("solver", ["kvaerno5", "kvaerno3", "tsit5", "dopri8"])
+@pytest.mark.parametrize("solver", ["kvaerno5", "kvaerno3", "tsit5", "dopri8", "bdf"])
 def test_linear_decay(solver):
     model = load_model("linear_decay")
     settings = SolverSettings(solver=solver, rtol=1e-10, atol=1e-12, max_steps=20000)

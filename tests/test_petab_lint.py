@@ -169,31 +169,28 @@ def test_wrong_number_of_overrides(tmp_path):
     assert "has 1 noiseParameter placeholder(s)" in message
 
 
-def test_steady_state_measurements_are_reported_as_unsupported(tmp_path):
-    def edit(t):
-        t.loc[5, "time"] = "inf"
-
-    message = _error(_edit(_copy(tmp_path), MEASUREMENTS, edit))
-    assert f"{MEASUREMENTS} line 7: time inf (steady-state measurement) is not supported" in (
-        message
-    )
-
-
 def test_unsupported_sbml_feature_is_named(tmp_path):
+    """Events are supported, but not one that resizes a compartment holding species
+    (the species' concentrations would need converting)."""
     folder = _copy(tmp_path)
     sbml_path = folder / f"model_{NAME}.xml"
     document = libsbml.readSBMLFromFile(str(sbml_path))
-    event = document.getModel().createEvent()
-    event.setId("epo_pulse")
+    model = document.getModel()
+    model.getCompartment("cyt").setConstant(False)
+    event = model.createEvent()
+    event.setId("swell")
     event.setUseValuesFromTriggerTime(True)
     trigger = event.createTrigger()
     trigger.setMath(libsbml.parseL3Formula("time > 10"))
+    trigger.setInitialValue(True)
+    trigger.setPersistent(True)
     assignment = event.createEventAssignment()
-    assignment.setVariable("STAT5A")
-    assignment.setMath(libsbml.parseL3Formula("1"))
+    assignment.setVariable("cyt")
+    assignment.setMath(libsbml.parseL3Formula("2"))
     libsbml.writeSBMLToFile(document, str(sbml_path))
     message = _error(folder / f"{NAME}.yaml")
-    assert f"model_{NAME}.xml: unsupported SBML feature(s): events (epo_pulse)" in message
+    assert f"model_{NAME}.xml: unsupported SBML feature: event 'swell'" in message
+    assert "changes the size of compartment 'cyt' while species live in it" in message
 
 
 def test_problem_file_errors(tmp_path):
@@ -203,3 +200,32 @@ def test_problem_file_errors(tmp_path):
     bad.write_text("format_version: 2.0.0\nproblems: []\n")
     with pytest.raises(PetabError, match="format_version '2.0.0' is not supported"):
         load_problem(bad)
+
+
+def test_the_petab_library_lint_runs_first(tmp_path):
+    """A problem that only the petab library's lint refuses (a conditionId that is not
+    an identifier) is refused with the library's message."""
+    folder = _copy(tmp_path)
+
+    def conditions(t):
+        t.loc[0, "conditionId"] = "1st_condition"
+
+    def measurements(t):
+        t["simulationConditionId"] = "1st_condition"
+
+    _edit(folder, CONDITIONS, conditions)
+    message = _error(_edit(folder, MEASUREMENTS, measurements))
+    assert "the petab library's lint (petablint) reports" in message
+    assert "1st_condition" in message
+
+
+def test_what_the_standard_allows_is_accepted():
+    """Zhao_QuantBiol2020 fixes 'sigma' at nominal value 0 on a log10 scale (outside its
+    bounds): valid PEtab (the petab library's lint accepts it), so il6rcc loads it."""
+    from il6rcc.petab_io._lint import library_lint
+
+    path = problem_path("Zhao_QuantBiol2020")
+    assert library_lint(path) == []
+    problem = load_problem(path)
+    i = problem.parameters.ids.index("sigma")
+    assert problem.parameters.nominal[i] == 0.0 and not problem.parameters.estimate[i]

@@ -50,12 +50,28 @@ VALUES = {"x": X, "y": Y}
         ("1.5e-3 * x", 1.5e-3 * X),
         ("2 * time", 2 * 3.0),
         ("pi", math.pi),
+        ("sign(-x)", -1.0),  # PEtab math only
+        ("sec(y) + arcsinh(x)", 1 / math.cos(Y) + math.asinh(X)),  # PEtab math only
+        ("x > 2 || y > 1", 1.0),
     ],
 )
 def test_formulas_evaluate_like_hand_computation(formula, expected):
     expr = parse_formula(formula, where="test")
     value = evaluate(expr, VALUES.__getitem__, time=3.0, backend=JaxBackend)
     assert float(value) == pytest.approx(expected, rel=1e-14)
+
+
+def test_petab_math_parses_standard_formulas():
+    """Standard PEtab formulas go through the petab library's parser; only what its
+    grammar lacks (``**``, ``Max``) through the libsbml fallback."""
+    from petab.v1.math import sympify_petab
+
+    from il6rcc.petab_io._math import from_sympy
+
+    for text in ("scale * x^2 + offset", "piecewise(1, x > 2, 0)", "log(x, 2) / sign(y)"):
+        expected = from_sympy(sympify_petab(text, evaluate=False), where="test")
+        assert parse_formula(text, where="test") == expected
+    assert parse_formula("x**3", where="test") == ("pow", ("sym", "x"), ("num", 3.0))
 
 
 def test_numbers_are_formulas():

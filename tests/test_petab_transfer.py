@@ -30,7 +30,8 @@ from il6rcc.petab_io import (
     propagate,
 )
 from il6rcc.petab_io._fit import _starts
-from il6rcc.petab_io._simulate import condition_parameters, steady_state
+from il6rcc.petab_io._simulate import condition_parameters
+from il6rcc.petab_io._steady import conservation_laws, steady_state
 
 PRIORS = Path(il6rcc.petab_io.__file__).parent / "priors"
 TABLE = PRIORS / "transfer_priors.tsv"
@@ -222,8 +223,9 @@ def test_bachmann_steady_state_mrna_follows_nuclear_share(derive):
     init = pool[problem.condition_initial_index][c]
     flags = jnp.asarray(problem.condition_initial_set[c])
     y0 = problem.model.initial_guess(rows[c], jnp.concatenate([init, flags]))
-    y, ok = steady_state(problem.model, DEFAULT_SOLVER, rows[c], y0)
-    assert bool(ok)
+    cons = conservation_laws(problem.model)
+    y, status, _ = steady_state(problem.model, cons, DEFAULT_SOLVER, rows[c], y0)
+    assert int(status) == 0
     state = dict(zip(problem.model.states, np.asarray(y), strict=True))
     value = {pid: float(v) for pid, v in zip(table.ids, table.nominal, strict=True)}
     cyt, nuc = 0.4, 0.275  # compartment sizes in the SBML model

@@ -60,6 +60,12 @@ def default_candidates(ifn=1000.0, tcz=30.0, tki="sorafenib", tki_dose=5.0) -> l
         ({"tocilizumab": tcz}, {}),
         ({tki: tki_dose}, {}),
         ({tki: tki_dose, "tocilizumab": tcz}, {tki: tki_dose}),
+        # perturbations that separate the IL-6 routes (classic vs trans-signalling):
+        # sgp130Fc blocks trans-signalling only, Hyper-IL-6 needs no IL-6R, an anti-IL-6
+        # antibody removes the ligand (doses assumed: 50 nM, 10 ng/mL, 67 nM = 10 ug/mL)
+        ({"ifn_alpha": ifn, "sgp130fc": 50.0}, {"ifn_alpha": ifn}),
+        ({"hyper_il6": 10.0, "tocilizumab": tcz}, {"tocilizumab": tcz}),
+        ({"ifn_alpha": ifn, "anti_il6": 67.0}, {"ifn_alpha": ifn}),
     ]
     readouts = [
         "socs3_mrna",
