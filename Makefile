@@ -8,6 +8,9 @@ STAMP := $(VENV)/.installed
 CONFIG ?= configs/default.yaml
 OUT    ?= runs/default
 PYTEST_ARGS ?=
+# Test files run in parallel processes (pytest-xdist), one file per process so that a
+# file's shared fixtures are built once; at most 4 processes.
+TEST_WORKERS ?= auto
 
 # Find a Python >= 3.12: on PATH first (python3.12, python3.13, python3), then pyenv.
 define FIND_PYTHON
@@ -45,7 +48,7 @@ run: $(STAMP)
 	$(VENV)/bin/il6rcc fit $(CONFIG) --out $(OUT)
 
 test: $(STAMP)
-	JAX_PLATFORMS=$${JAX_PLATFORMS:-cpu} $(PY) -m pytest $(PYTEST_ARGS)
+	JAX_PLATFORMS=$${JAX_PLATFORMS:-cpu} $(PY) -m pytest -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile $(PYTEST_ARGS)
 
 test-slow: $(STAMP)
 	JAX_PLATFORMS=$${JAX_PLATFORMS:-cpu} $(PY) -m pytest -m slow $(PYTEST_ARGS)

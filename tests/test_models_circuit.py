@@ -238,7 +238,7 @@ def test_two_runs_identical():
         (lambda: load_model("rcc_circuit", "socs3_via_magic"), "valid: 'ifn_socs1'"),
         (lambda: RCCCircuit(socs3_induction="stat2"), "valid: 'both', 'il6_loop'"),
         (lambda: make_batch(MAIN, [Condition("x", "HEK293")]), "valid: '769-P', '786-O'"),
-        (lambda: SolverSettings(solver="rk45"), "valid: 'dopri5', 'dopri8'"),
+        (lambda: SolverSettings(solver="rk45"), "solver 'rk45' is unknown; valid: 'bdf', 'dopri5'"),
         (
             lambda: make_batch(MAIN, [Condition("x", "786-O", {"interferon": 1.0})]),
             "valid: 'anti_il6', 'hyper_il6', 'ifn_alpha', 'il6'",
