@@ -258,5 +258,9 @@ def test_recovery_of_the_identifiable_parameters(fits):
         lo, hi = np.percentile(draws, [5, 95])
         assert lo < truth < hi, (label, lo, hi)
     # the non-identifiable direction really is wide: a alone is barely constrained
-    # compared with a / K
-    assert np.std(np.log(a)) > 3 * np.std(np.log(a / big_k))
+    # compared with a / K. Not by a fixed factor of 3: the posterior also has a ridge
+    # of strong feedback (k up to ~50 with K ~ 0.01, log density ~7 below the mode)
+    # that widens a / K; with 2 x 150 draws a chain explores it or not depending on the
+    # sampler's random stream (SD ratio 3.6 when neither chain does, 1.75 when one
+    # does, with R-hat of k then 1.19 and the run's gates failing, as they should)
+    assert np.std(np.log(a)) > 1.5 * np.std(np.log(a / big_k))
