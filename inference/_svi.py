@@ -61,9 +61,9 @@ class SviResult:
 
 
 def _guide_sample(params, eps, rank: int):
-    """Draws of the guide from standard normal ``eps`` [..., n + rank], and their log q."""
+    """One draw of the guide from standard normal ``eps`` [n + rank], and its log q."""
     n = params["loc"].shape[0]
-    e, f = eps[..., :n], eps[..., n:]
+    e, f = eps[:n], eps[n:]
     scale = jnp.exp(params["log_scale"])
     x = params["loc"] + scale * e
     if rank:
@@ -116,7 +116,9 @@ def run_svi(
         params, opt_state, value = step(params, opt_state, k, data)
         losses[i] = float(value)
     eps = jax.random.normal(key_draw, (settings.num_samples, n + rank))
-    draws, log_q = jax.jit(lambda p, e: _guide_sample(p, e, rank))(params, eps)
+    draws, log_q = jax.jit(jax.vmap(lambda p, e: _guide_sample(p, e, rank), in_axes=(None, 0)))(
+        params, eps
+    )
     return SviResult(
         draws=np.asarray(draws),
         log_q=np.asarray(log_q),

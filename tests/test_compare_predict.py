@@ -204,7 +204,8 @@ def test_a_map_run_reports_the_gates_it_checked(map_run):
         ("diagnostics", "nuts"),
         ("diagnostics", "map"),
         ("mechanism_comparison", "nuts"),
-        ("mechanism_comparison", "map"),
+        # the comparison notebook on a MAP run repeats the NUTS case's work (~2 min)
+        pytest.param("mechanism_comparison", "map", marks=pytest.mark.slow),
     ],
 )
 def test_notebooks_execute_top_to_bottom(notebook, method, fits, map_run, tmp_path, monkeypatch):
