@@ -41,20 +41,25 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from il6rcc.inference import ChainRunner, NutsSettings, map_multistart, run_chains  # noqa: E402
-from il6rcc.inference._map import potential_and_unravel  # noqa: E402
-from il6rcc.inference._nuts import chain_starts  # noqa: E402
+from il6rcc.inference import (  # noqa: E402
+    ChainRunner,
+    MapSettings,
+    NutsSettings,
+    chain_starts,
+    laplace_approximation,
+    map_multistart,
+    run_chains,
+)
 
 REPO = C.REPO
 CACHED = ("x", "inverse_mass_matrix", "potential", "condition_number", "n_floored", "seconds")
 
 
 def boehm():
-    from il6rcc.jobs.petab_fit import petab_model
-    from il6rcc.petab_io import DEFAULT_SOLVER, load_problem, problem_path
+    from il6rcc.petab_io import DEFAULT_SOLVER, PetabPosterior, load_problem, problem_path
 
     problem = load_problem(problem_path("Boehm_JProteomeRes2014"))
-    return petab_model(problem, DEFAULT_SOLVER), {}, 8
+    return PetabPosterior(problem, DEFAULT_SOLVER), 8
 
 
 def circuit_twin():
@@ -62,21 +67,20 @@ def circuit_twin():
     from test_recovery import _circuit_truth
 
     from il6rcc.configs import SHIPPED, load_config
-    from il6rcc.inference import model_fn, problem_data
-    from il6rcc.inference._recovery import simulated_evidence
-    from il6rcc.jobs._problem import build_problem
+    from il6rcc.inference import EvidencePosterior, simulated_evidence, truth_point
+    from il6rcc.jobs import evidence_problem
 
-    problem, _ = build_problem(load_config(SHIPPED / "default.yaml"))
-    twin = simulated_evidence(problem, _circuit_truth(problem), log_sd=0.3)
-    return model_fn(twin), problem_data(twin), 1
+    problem, _ = evidence_problem(load_config(SHIPPED / "default.yaml"))
+    twin = simulated_evidence(problem, truth_point(problem, **_circuit_truth(problem)), 0.3)
+    return EvidencePosterior(twin), 1
 
 
 PROBLEMS = {"boehm": boehm, "circuit-twin": circuit_twin}
 
 
-def run_kind(kind, model, data, res, settings, inits, key):
+def run_kind(kind, posterior, data, res, settings, inits, key, chunk):
     runner = ChainRunner(
-        model, data, settings, res.inverse_mass_matrix if kind.startswith("laplace") else None
+        posterior, data, settings, res.inverse_mass_matrix if kind.startswith("laplace") else None
     )
     state = runner.init(key, inits)
     chunks, draws, stats = [], [], []
@@ -86,11 +90,11 @@ def run_kind(kind, model, data, res, settings, inits, key):
         phase = "warmup" if done <= settings.num_warmup else "sampling"
         chunks.append((phase, steps.shape[1], seconds, int(steps.sum())))
         if phase == "sampling":
-            draws.append(np.asarray(chunk_draws["z"]))
+            draws.append(np.asarray(chunk_draws["theta"]))
             stats.append({k: np.asarray(v) for k, v in chunk_stats.items()})
 
     t0 = time.perf_counter()
-    run_chains(runner, state, 0, on_chunk, lambda line: print(line, flush=True))
+    run_chains(runner, state, 0, chunk, on_chunk, lambda line: print(line, flush=True))
     wall = time.perf_counter() - t0
     z = np.concatenate(draws, axis=1)  # [chain, draw, n]
     st = {k: np.concatenate([s[k] for s in stats], axis=1) for k in stats[0]}
@@ -191,26 +195,32 @@ def main(argv=None) -> int:
     ap.add_argument("--map-cache", help="npz file: reuse the MAP of an earlier run")
     args = ap.parse_args(argv)
 
-    model, data, n_starts = PROBLEMS[args.problem]()
+    posterior, n_starts = PROBLEMS[args.problem]()
+    data = jax.tree.map(jnp.asarray, posterior.data)
     key_map, key_init, key_run = jax.random.split(jax.random.PRNGKey(args.seed), 3)
     cache = Path(args.map_cache) if args.map_cache else None
     if cache is not None and cache.is_file():
         with np.load(cache) as f:
             res = SimpleNamespace(**{k: f[k].item() if f[k].ndim == 0 else f[k] for k in f.files})
     else:
-        res = map_multistart(key_map, model, n_starts, 300, data=data, progress=print)
+        t0 = time.perf_counter()
+        found = map_multistart(
+            posterior, key_map, MapSettings(n_starts=n_starts, max_steps=300), data, progress=print
+        )
+        lap = laplace_approximation(posterior, found.x, data)
+        res = SimpleNamespace(
+            x=found.x,
+            inverse_mass_matrix=lap.covariance,
+            potential=found.value,
+            condition_number=lap.condition_number,
+            n_floored=lap.n_floored,
+            seconds=time.perf_counter() - t0,
+        )
         if cache is not None:
             np.savez(cache, **{k: getattr(res, k) for k in CACHED})
     print(f"MAP {res.potential:.4f}, condition {res.condition_number:.3g}, {res.seconds:.0f} s")
-    potential, unravel, _, _ = potential_and_unravel(jax.random.PRNGKey(0), model, data)
     inits = chain_starts(
-        lambda x: float(potential(jnp.asarray(x), data)),
-        unravel,
-        key_init,
-        res.x,
-        res.inverse_mass_matrix,
-        args.chains,
-        stride=100,
+        posterior, data, key_init, res.x, res.inverse_mass_matrix, args.chains, stride=100
     )
     rows = []
     for kind in args.kinds.split(","):
@@ -220,10 +230,9 @@ def main(argv=None) -> int:
             num_chains=args.chains,
             mass_matrix=kind,
             max_tree_depth=args.max_tree_depth,
-            chunk=args.chunk,
         )
         print(f"--- {kind}")
-        rows.append(run_kind(kind, model, data, res, settings, inits, key_run))
+        rows.append(run_kind(kind, posterior, data, res, settings, inits, key_run, args.chunk))
         print(rows[-1])
     text = report(args.problem, res, rows)
     print(text)

@@ -5,7 +5,7 @@ Not a timing benchmark. Steps (one heavy JAX process, about 30-60 min on 2 share
 cores):
 
 1. the default job's problem (``configs/default.yaml``), MAP from the prior median
-   (one start, ``--steps`` L-BFGS iterations), the Hessian of the negative log
+   (one start, ``--steps`` BFGS iterations), the Hessian of the negative log
    posterior by central differences of gradients (as ``il6rcc fit`` computes it), its
    unfloored eigenvalues (all positive: a minimum; the condition number is then
    max / min) and the gradient norm there;
@@ -30,19 +30,17 @@ from il6rcc import runtime
 runtime.setup()
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from il6rcc.configs import SHIPPED, load_config  # noqa: E402
-from il6rcc.inference import model_fn, prior_fn, problem_data  # noqa: E402
-from il6rcc.inference._lbfgs import BatchedObjective, fd_hessian_batched  # noqa: E402
-from il6rcc.inference._map import (  # noqa: E402
+from il6rcc.inference import (  # noqa: E402
+    EvidencePosterior,
+    MapSettings,
     hessian_directions,
+    laplace_approximation,
     map_multistart,
-    potential_and_unravel,
 )
-from il6rcc.inference._model import coordinate_names  # noqa: E402
-from il6rcc.jobs._problem import build_problem  # noqa: E402
+from il6rcc.jobs import evidence_problem  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -65,30 +63,29 @@ def main() -> None:
     parser.add_argument("--out", default=str(HERE / "results" / "geometry.json"))
     args = parser.parse_args()
     t0 = time.perf_counter()
-    problem, info = build_problem(load_config(args.config))
-    data = jax.tree.map(jnp.asarray, problem_data(problem))
+    problem, info = evidence_problem(load_config(args.config))
+    posterior = EvidencePosterior(problem)
+    data = posterior.data
     arrays = problem.arrays
     say = lambda msg: print(f"[{time.perf_counter() - t0:7.0f} s] {msg}", flush=True)  # noqa: E731
     say(f"{info['n_rows']} rows, {arrays.n_units} units, {info['n_conditions']} conditions")
 
-    res = map_multistart(
-        jax.random.PRNGKey(0), model_fn(problem), 1, args.steps, 1e-6, data=data, progress=say
-    )
-    objective = res.objective
-    value, grad = objective(res.x[None, :])
-    say(f"MAP: -log posterior {res.potential:.4f}, |grad| {np.linalg.norm(grad):.3g}")
-    names = coordinate_names(
-        problem,
-        potential_and_unravel(jax.random.PRNGKey(0), model_fn(problem), data)[1],
-        len(res.x),
-    )
-    posterior = _spectrum(res.hessian)
-    say(f"posterior Hessian: {posterior}")
+    settings = MapSettings(n_starts=1, max_steps=args.steps, tol=1e-6)
+    res = map_multistart(posterior, jax.random.PRNGKey(0), settings, progress=say)
+    lap = laplace_approximation(posterior, res.x)
+    grad = lap.gradient
+    say(f"MAP: -log posterior {res.value:.4f}, |grad| {np.linalg.norm(grad):.3g}")
+    names = list(posterior.coordinate_names)
+    spectrum = _spectrum(lap.hessian)
+    say(f"posterior Hessian: {spectrum}")
 
-    # the prior's own curvature (no ODE solves), to isolate the likelihood's
-    prior_potential, _, _, _ = potential_and_unravel(jax.random.PRNGKey(0), prior_fn(problem), data)
-    prior_objective = BatchedObjective(prior_potential, data, batch=1)
-    h_prior = fd_hessian_batched(prior_objective, res.x)
+    def hessian_with(d) -> np.ndarray:
+        """Hessian of the negative log density with other data (the same program)."""
+        return laplace_approximation(posterior, res.x, data=d).hessian
+
+    # the prior's own curvature (every row weight 0: no likelihood), to isolate the
+    # likelihood's
+    h_prior = hessian_with(data._replace(row_weight=np.zeros(arrays.n_rows)))
 
     xeno = np.array(["xenograft" in cid for cid in arrays.batch.ids])
     rows_xeno = np.zeros(arrays.n_rows, dtype=bool)
@@ -101,35 +98,31 @@ def main() -> None:
 
     proxies = {}
     for label, scale in (("growth-rate scale", None), ("constant probit", 1.0)):
-        d = dict(data)
-        d["row_weight"] = jnp.asarray(rows_xeno, dtype=jnp.float64)
-        ev = dict(d["ev"])
+        ev = dict(data.ev)
         if scale is not None:
-            ev["row_contrast_scale"] = jnp.ones_like(ev["row_contrast_scale"])
-        d["ev"] = ev
-        objective.data = d  # same compiled program: only data change
-        h = fd_hessian_batched(objective, res.x) - h_prior
+            ev["row_contrast_scale"] = np.ones_like(ev["row_contrast_scale"])
+        d = data._replace(row_weight=rows_xeno.astype(np.float64), ev=ev)
+        h = hessian_with(d) - h_prior
         spec = _spectrum(h)
         spec["directions"] = hessian_directions(h, names, k=2)[:2]
         proxies[label] = spec
         say(f"xenograft rows only, {label}: max eigenvalue {spec['max']:.4g}")
-    objective.data = data
 
     out = {
         "config": args.config,
         "steps": args.steps,
-        "map_potential": res.potential,
+        "map_potential": res.value,
         "map_grad_norm": float(np.linalg.norm(grad)),
         "map_steps": int(res.steps[0]),
-        "posterior_hessian": posterior,
-        "posterior_directions": hessian_directions(res.hessian, names),
+        "posterior_hessian": spectrum,
+        "posterior_directions": hessian_directions(lap.hessian, names),
         "xenograft_rows": xeno_ids,
         "xenograft_likelihood_hessian": proxies,
         "seconds": time.perf_counter() - t0,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=1))
-    np.savez(Path(args.out).with_suffix(".npz"), x=res.x, hessian=res.hessian, prior=h_prior)
+    np.savez(Path(args.out).with_suffix(".npz"), x=res.x, hessian=lap.hessian, prior=h_prior)
     say(f"written {args.out}")
 
 

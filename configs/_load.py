@@ -1,8 +1,10 @@
 """Load a YAML job config into a frozen :class:`RunConfig`, reporting every problem.
 
-Composition: a file may name a base with ``extends: base.yaml`` (or a list of bases,
-applied in order); mappings merge key by key, anything else replaces. Command-line
-overrides are merged last. Only ``yaml.safe_load`` is used.
+Composition: a file may name a base with ``extends: base.yaml`` (a path relative to
+the file) or ``extends: il6rcc:default`` (a config shipped with il6rcc, e.g.
+``il6rcc:variants/main``), or a list of bases applied in order; mappings merge key by
+key, anything else replaces. Command-line overrides are merged last. Only
+``yaml.safe_load`` is used.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import yaml
 from pydantic import ValidationError
 
 from ..errors import ConfigError, ModelSpecError
-from ._schema import RunConfig
+from ._schema import EVIDENCE_ONLY, RunConfig
 
 #: Folder of the configs shipped with il6rcc.
 SHIPPED = Path(__file__).resolve().parent
@@ -94,11 +96,34 @@ def _compose(path: Path, seen: tuple[Path, ...]) -> tuple[dict, list[Path]]:
     merged: dict = {}
     files: list[Path] = []
     for base in bases:
-        base_data, base_files = _compose(path.parent / base, (*seen, path))
+        base_data, base_files = _compose(_base_path(path, base), (*seen, path))
         merged = _merge(merged, base_data)
         files.extend(base_files)
     files.append(path)
     return _merge(merged, data), files
+
+
+#: Prefix of a shipped config in ``extends``.
+SHIPPED_PREFIX = "il6rcc:"
+
+
+def _base_path(path: Path, base: str) -> Path:
+    """The file an ``extends`` entry names: ``il6rcc:NAME`` is the shipped
+    ``NAME.yaml``; anything else is relative to the extending file's folder."""
+    if not base.startswith(SHIPPED_PREFIX):
+        return path.parent / base
+    name = base[len(SHIPPED_PREFIX) :]
+    shipped = SHIPPED / (name if name.endswith((".yaml", ".yml")) else f"{name}.yaml")
+    if not shipped.resolve().is_relative_to(SHIPPED) or not shipped.is_file():
+        valid = sorted(
+            p.relative_to(SHIPPED).with_suffix("").as_posix()
+            for p in [*SHIPPED.glob("*.yaml"), *SHIPPED.glob("variants/*.yaml")]
+        )
+        raise ConfigError(
+            f"{path}: key extends: no shipped config {base!r}; valid: "
+            + ", ".join(f"il6rcc:{v}" for v in valid)
+        )
+    return shipped
 
 
 def _describe(value: Any) -> str:
@@ -114,7 +139,7 @@ def format_validation_error(source: str, err: ValidationError) -> str:
     for e in err.errors():
         loc = ".".join(str(x) for x in e["loc"] if not str(x).startswith("function-"))
         msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
+        if e["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
             lines.append(f"{source}: key {loc}: unknown key (value {_describe(e['input'])})")
         elif e["type"] == "missing":
             lines.append(f"{source}: key {loc}: required key is missing")
@@ -164,6 +189,9 @@ def check_references(loaded: LoadedConfig) -> None:
 
     cfg = loaded.config
     src = str(loaded.path)
+    if cfg.model.petab is not None:
+        check_petab_config(loaded)
+        return
     problems: list[str] = []
     try:
         variant = cfg.model.variant
@@ -255,6 +283,27 @@ def check_references(loaded: LoadedConfig) -> None:
         raise ConfigError("\n".join(problems))
 
 
+def check_petab_config(loaded: LoadedConfig) -> None:
+    """A PEtab job: the problem file exists, and no section that only a model fitted to
+    evidence tables uses is given (all reported together)."""
+    cfg = loaded.config
+    src = str(loaded.path)
+    problems = [
+        f"{src}: key {key}: not used with a PEtab problem (model.petab brings its own "
+        f"model, data and priors); remove it"
+        for key in EVIDENCE_ONLY
+        if key in cfg.model_fields_set
+    ]
+    problem_file = loaded.resolve(cfg.model.petab)
+    if not problem_file.is_file():
+        problems.append(
+            f"{src}: key model.petab: file {cfg.model.petab!r} not found (resolved to "
+            f"{problem_file}); expected a PEtab problem YAML"
+        )
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
 def model_from_config(loaded: LoadedConfig):
     """The model named by a validated config."""
     from ..models import load_model
@@ -267,11 +316,15 @@ def model_from_config(loaded: LoadedConfig):
     )
 
 
-def solver_from_config(loaded: LoadedConfig):
-    """The :class:`il6rcc.models.SolverSettings` of a validated config."""
+def solver_from_config(loaded: LoadedConfig, default=None):
+    """The :class:`il6rcc.models.SolverSettings` of a validated config; when it gives
+    none, ``default`` (the model's own: a PEtab problem passes the tolerances of its
+    reference values) or the library's defaults."""
     from ..models import SolverSettings
 
-    return SolverSettings(**loaded.config.solver.model_dump())
+    if loaded.config.solver is not None:
+        return loaded.config.solver
+    return default if default is not None else SolverSettings()
 
 
 def shipped_config(name: str) -> Path:
@@ -281,6 +334,8 @@ def shipped_config(name: str) -> Path:
 
 __all__ = [
     "SHIPPED",
+    "SHIPPED_PREFIX",
+    "check_petab_config",
     "LoadedConfig",
     "config_hash",
     "format_validation_error",

@@ -11,8 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..models import ADJOINTS, SOLVERS
-from ..models._solvers import ROOT_FINDERS
+from ..inference import Gates, LikelihoodSettings, MapSettings, NutsSettings, SviSettings
+from ..models import SolverSettings
 from ..models.circuit import COMPONENTS, VARIANTS
 
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -49,15 +49,17 @@ class VariantComponents(Section):
 
 
 class ModelSection(Section):
-    """Which model and mechanism variant.
+    """Which model: an ODE model fitted to evidence tables, or a PEtab problem.
 
     ``name``: a built-in model (``rcc_circuit``) or ``path/to/file.py:ClassName``
     (relative to the config file's folder). ``variant``: a name from the circuit's
-    variant registry, or its components.
+    variant registry, or its components. ``petab``: a PEtab problem YAML (relative to
+    the config file's folder) instead: it brings its own model, data, bounds and priors.
     """
 
     name: str = "rcc_circuit"
     variant: str | VariantComponents = "main"
+    petab: str | None = None
 
     @field_validator("variant")
     @classmethod
@@ -66,33 +68,14 @@ class ModelSection(Section):
             return _check_choice(v, VARIANTS, "variant")
         return v
 
-
-class SolverSection(Section):
-    """ODE solver settings (see :class:`il6rcc.models.SolverSettings`)."""
-
-    solver: str = "kvaerno5"
-    rtol: PositiveFloat = 1e-6
-    atol: PositiveFloat = 1e-8
-    max_steps: PositiveInt = 4096
-    adjoint: str = "recursive_checkpoint"
-    root_finder: str = "chord"
-    batching: Literal["vmap", "map"] = "vmap"
-    equilibration: Literal["ptc", "ptc_integrate", "integrate"] = "ptc"
-
-    @field_validator("solver")
-    @classmethod
-    def _solver(cls, v: str) -> str:
-        return _check_choice(v, SOLVERS, "solver")
-
-    @field_validator("adjoint")
-    @classmethod
-    def _adjoint(cls, v: str) -> str:
-        return _check_choice(v, ADJOINTS, "adjoint")
-
-    @field_validator("root_finder")
-    @classmethod
-    def _root(cls, v: str) -> str:
-        return _check_choice(v, ROOT_FINDERS, "root_finder")
+    @model_validator(mode="after")
+    def _one_kind(self):
+        if self.petab is not None and self.model_fields_set & {"name", "variant"}:
+            raise ValueError(
+                "give either petab (a PEtab problem) or name/variant (a model fitted to "
+                "evidence tables), not both"
+            )
+        return self
 
 
 class ExperimentSpec(Section):
@@ -189,89 +172,19 @@ class PriorSection(Section):
         return self
 
 
-class LikelihoodSection(Section):
-    """Observation models.
-
-    ``probit_scale``: sigma of the probit on qualitative contrasts (log units).
-    ``not_significant_effect``: the log effect a study would have detected; "not
-    significant" rows favour |effect| below it (weak evidence, never a zero effect).
-    ``not_significant_floor``: probability of a non-significant result even for a large
-    effect (keeps such rows weak). ``noise_scale``: half-normal scale of each assay's
-    log-normal noise SD when the source gives none. ``weighting``: ``row`` (every
-    evidence row weight 1) or ``statement`` (the rows expanded from one published
-    statement share a total weight of 1, so a sentence that became 21 rows counts as
-    much as one that became one row).
-    """
-
-    probit_scale: PositiveFloat = 0.3
-    not_significant_effect: PositiveFloat = 0.7
-    not_significant_floor: Annotated[float, Field(gt=0, lt=1)] = 0.2
-    noise_scale: PositiveFloat = 0.5
-    blot_scale_sd: PositiveFloat = 2.0
-    weighting: Literal["row", "statement"] = "row"
-
-
-class MapSection(Section):
-    """MAP multi-start: ``n_starts`` points (the prior median and jittered draws around
-    it) optimised by L-BFGS, evaluated together in one compiled call per step."""
-
-    n_starts: PositiveInt = 8
-    max_steps: PositiveInt = 300
-    tol: PositiveFloat = 1e-6
-    # method 'map': draws from the Laplace approximation, each pushed through the model
-    num_draws: PositiveInt = 400
-
-
-class NutsSection(Section):
-    """NUTS settings. ``mass_matrix``: ``laplace`` (dense, from the Hessian at the MAP,
-    fixed), ``laplace_adapt`` (dense, starts from the Laplace matrix and is adapted in
-    warmup windows), ``dense`` (adapted from the identity), or ``diag`` (adapted).
-    ``chain_method``: ``sequential`` (one chain after the other; robust to failed
-    solves), ``vectorized`` (all chains in one vmapped program; for GPUs) or
-    ``parallel`` (one device per chain)."""
-
-    num_warmup: NonNegativeInt = 300
-    num_samples: PositiveInt = 500
-    num_chains: PositiveInt = 2
-    chain_method: Literal["sequential", "vectorized", "parallel"] = "sequential"
-    target_accept: Annotated[float, Field(gt=0, lt=1)] = 0.8
-    max_tree_depth: PositiveInt = 8
-    mass_matrix: Literal["laplace", "laplace_adapt", "dense", "diag"] = "laplace"
-    init: Literal["map", "prior"] = "map"
-    max_init_attempts: PositiveInt = 20
-
-
-class SviSection(Section):
-    """SVI settings. ``guide``: ``normal`` (AutoNormal) or ``lowrank``
-    (AutoLowRankMultivariateNormal)."""
-
-    guide: Literal["normal", "lowrank"] = "normal"
-    steps: PositiveInt = 2000
-    learning_rate: PositiveFloat = 0.01
-    num_samples: PositiveInt = 1000
-
-
-class DiagnosticsSection(Section):
-    """Convergence gates (arviz 1.x: rank R-hat, bulk and tail ESS, E-BFMI)."""
-
-    max_rhat: PositiveFloat = 1.01
-    min_ess_bulk: PositiveFloat = 400
-    min_ess_tail: PositiveFloat = 400
-    max_divergences: NonNegativeInt = 0
-    min_ebfmi: PositiveFloat = 0.3
-
-
 class InferenceSection(Section):
-    """Which sampler, and its settings."""
+    """Which method, its seed and its settings (each settings class is the library's
+    own, see :mod:`il6rcc.inference`). ``checkpoint_every``: iterations between
+    checkpoints of a NUTS run; ``prior_draws``: draws of the prior kept in the run's
+    ``prior`` group (the first 20 also check how often the ODE solves fail)."""
 
     method: Literal["nuts", "svi", "map"] = "nuts"
     seed: NonNegativeInt = 0
-    map: MapSection = Field(default_factory=MapSection)
-    nuts: NutsSection = Field(default_factory=NutsSection)
-    svi: SviSection = Field(default_factory=SviSection)
+    map: MapSettings = Field(default_factory=MapSettings)
+    nuts: NutsSettings = Field(default_factory=NutsSettings)
+    svi: SviSettings = Field(default_factory=SviSettings)
     checkpoint_every: PositiveInt = 50
     prior_draws: PositiveInt = 200
-    posterior_predictive_draws: PositiveInt = 200
 
 
 class CustomPrediction(Section):
@@ -307,39 +220,41 @@ class PredictSection(Section):
     draws: PositiveInt = 200
 
 
+#: Sections that only a model fitted to evidence tables uses (a PEtab problem brings
+#: its own data and priors, and has no intervention panel).
+EVIDENCE_ONLY = ("simulate", "data", "priors", "likelihood", "predict")
+
+
 class RunConfig(Section):
-    """A whole job. ``name`` labels the run; ``device``: ``cpu`` or ``gpu``."""
+    """A whole job. ``name`` labels the run; ``device``: ``cpu`` or ``gpu``.
+    ``solver``: the ODE solver (default: the model's own; for a PEtab problem the
+    tolerances 1e-8 its reference values were computed with)."""
 
     name: str = "il6rcc"
     device: Literal["cpu", "gpu"] = "cpu"
     model: ModelSection = Field(default_factory=ModelSection)
-    solver: SolverSection = Field(default_factory=SolverSection)
+    solver: SolverSettings | None = None
     simulate: SimulateSection = Field(default_factory=SimulateSection)
     data: DataSection = Field(default_factory=DataSection)
     priors: PriorSection = Field(default_factory=PriorSection)
-    likelihood: LikelihoodSection = Field(default_factory=LikelihoodSection)
+    likelihood: LikelihoodSettings = Field(default_factory=LikelihoodSettings)
     inference: InferenceSection = Field(default_factory=InferenceSection)
-    diagnostics: DiagnosticsSection = Field(default_factory=DiagnosticsSection)
+    diagnostics: Gates = Field(default_factory=Gates)
     predict: PredictSection = Field(default_factory=PredictSection)
 
 
 __all__ = [
+    "EVIDENCE_ONLY",
     "CustomPrediction",
     "DataSection",
-    "DiagnosticsSection",
     "ExperimentSpec",
     "InferenceSection",
-    "LikelihoodSection",
-    "MapSection",
     "ModelSection",
-    "NutsSection",
     "PanelSpec",
     "PredictSection",
     "PriorOverride",
     "PriorSection",
     "RunConfig",
     "SimulateSection",
-    "SolverSection",
-    "SviSection",
     "VariantComponents",
 ]

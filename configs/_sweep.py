@@ -8,7 +8,9 @@ validating the job config it produces (:mod:`il6rcc.jobs.sweep`).
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -53,25 +55,32 @@ class Section(BaseModel):
 def key_problem(dotted: str) -> str | None:
     """Why ``dotted`` is not a key of the job schema (None when it is one), naming the
     valid keys at the level where it goes wrong."""
-    model: type[BaseModel] | None = RunConfig
+    fields: dict[str, Any] | None = _section_fields(RunConfig)
     parts = dotted.split(".")
     for i, part in enumerate(parts):
-        if model is None:
+        if fields is None:
             where = ".".join(parts[:i])
             return f"{where!r} takes a value, not sub-keys (got {dotted!r})"
-        fields = model.model_fields
         if part not in fields:
             where = ".".join(parts[:i]) or "the top level"
             return (
                 f"unknown key {part!r} at {where} of a job config; valid: "
                 f"{', '.join(sorted(fields))}"
             )
-        annotation = fields[part].annotation
-        model = (
-            annotation
-            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
-            else None
-        )
+        fields = _section_fields(fields[part])
+    return None
+
+
+def _section_fields(annotation) -> dict[str, Any] | None:
+    """Field name -> annotation of a config section: a pydantic model, or a library
+    settings dataclass validated through pydantic (``MapSettings``, ``SolverSettings``
+    ...), ``X | None`` included; None for a plain value."""
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return {name: f.annotation for name, f in candidate.model_fields.items()}
+        if isinstance(candidate, type) and dataclasses.is_dataclass(candidate):
+            hints = typing.get_type_hints(candidate)
+            return {f.name: hints.get(f.name) for f in dataclasses.fields(candidate)}
     return None
 
 

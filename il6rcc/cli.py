@@ -9,24 +9,81 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
 EXIT_USER_ERROR = 2
 
 
-def _add_fit_overrides(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("overrides (recorded in the manifest)")
-    g.add_argument("--seed", type=int, help="random seed (inference.seed)")
-    g.add_argument("--chains", type=int, help="number of NUTS chains")
-    g.add_argument("--samples", type=int, help="NUTS draws per chain after warmup")
-    g.add_argument("--warmup", type=int, help="NUTS warmup iterations per chain")
-    g.add_argument("--method", choices=["nuts", "svi", "map"], help="inference method")
-    g.add_argument("--device", choices=["cpu", "gpu"], help="where JAX runs")
+#: ``{default.KEY}`` / ``{petab.KEY}`` in a help text: the value of KEY in the shipped
+#: default.yaml / petab.yaml, filled in when help is shown (so it is never out of date).
+_SHIPPED_VALUE = re.compile(r"\{(default|petab)\.([a-z_.]+)\}")
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose help shows the shipped configs' budgets."""
+
+    def format_help(self) -> str:
+        if any(a.help and _SHIPPED_VALUE.search(a.help) for a in self._actions):
+            os.environ.setdefault("EQX_ON_ERROR", "nan")  # the configs import equinox
+            from .configs import load_config, shipped_config
+
+            loaded: dict[str, dict] = {}
+
+            def value(match: re.Match) -> str:
+                name, key = match.groups()
+                if name not in loaded:
+                    config = load_config(shipped_config(f"{name}.yaml")).config
+                    loaded[name] = config.model_dump(mode="json")
+                node = loaded[name]
+                for part in key.split("."):
+                    node = node[part]
+                return str(node)
+
+            for action in self._actions:
+                if action.help:
+                    action.help = _SHIPPED_VALUE.sub(value, action.help)
+        return super().format_help()
+
+
+def _add_fit_overrides(p: argparse.ArgumentParser, shipped: str) -> None:
+    """The overrides of ``fit`` and ``petab fit``; ``shipped``: the config whose values
+    the help shows as defaults (``default`` or ``petab``)."""
+    g = p.add_argument_group(
+        "overrides (recorded in the manifest; defaults: the config's values, shown here "
+        f"for the shipped {shipped}.yaml)"
+    )
+    g.add_argument("--seed", type=int, help=f"random seed ({{{shipped}.inference.seed}})")
+    g.add_argument(
+        "--method",
+        choices=["nuts", "svi", "map"],
+        help=f"inference method ({{{shipped}.inference.method}}); map: MAP multi-start "
+        f"({{{shipped}.inference.map.n_starts}} starts) and "
+        f"{{{shipped}.inference.map.num_draws}} importance-checked Laplace draws",
+    )
+    g.add_argument(
+        "--chains",
+        type=int,
+        help=f"number of NUTS chains ({{{shipped}.inference.nuts.num_chains}})",
+    )
+    g.add_argument(
+        "--samples",
+        type=int,
+        help=f"NUTS draws per chain after warmup ({{{shipped}.inference.nuts.num_samples}})",
+    )
+    g.add_argument(
+        "--warmup",
+        type=int,
+        help=f"NUTS warmup iterations per chain ({{{shipped}.inference.nuts.num_warmup}})",
+    )
+    g.add_argument(
+        "--device", choices=["cpu", "gpu"], help=f"where JAX runs ({{{shipped}.device}})"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="il6rcc",
         description="Bayesian inference on the IL-6/SOCS3/JAK-STAT circuit of renal cell "
         "carcinoma: simulate, fit, diagnose, compare mechanisms, predict interventions.",
@@ -42,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="run folder to create")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a killed run")
     p.add_argument("--quiet", action="store_true", help="no progress output")
-    _add_fit_overrides(p)
+    _add_fit_overrides(p, "default")
 
     p = sub.add_parser(
         "sweep",
@@ -86,11 +143,19 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--rtol", type=float, default=1e-8)
     q.add_argument("--atol", type=float, default=1e-8)
     q.add_argument("--max-steps", type=int, default=None, help="solver steps per solve")
-    q = psub.add_parser("fit", help="MAP multi-start and NUTS on a PEtab problem")
+    q = psub.add_parser(
+        "fit",
+        help="fit a PEtab problem: the short form of 'il6rcc fit' with model: {petab: PROBLEM}",
+    )
     q.add_argument("problem", help="PEtab problem YAML")
     q.add_argument("--out", required=True, type=Path)
-    q.add_argument("--config", help="config YAML for the inference settings")
-    _add_fit_overrides(q)
+    q.add_argument(
+        "--config",
+        help="config YAML for the inference, diagnostics and solver sections (default: the "
+        "shipped petab.yaml)",
+    )
+    q.add_argument("--quiet", action="store_true", help="no progress output")
+    _add_fit_overrides(q, "petab")
     q = psub.add_parser("export", help="write the RCC problem as PEtab")
     q.add_argument("config", help="config YAML (model variant, evidence)")
     q.add_argument("--out", required=True, type=Path)
@@ -170,7 +235,9 @@ def _dispatch(args: argparse.Namespace) -> int:
             return petab.export_main(args.config, args.out)
         from .jobs.fit import run_petab_fit
 
-        return run_petab_fit(args.problem, args.out, args.config, _overrides(args))
+        return run_petab_fit(
+            args.problem, args.out, args.config, _overrides(args), quiet=args.quiet
+        )
     raise AssertionError(f"unhandled command {args.command}")  # argparse prevents this
 
 

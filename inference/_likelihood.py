@@ -46,12 +46,13 @@ functions as an argument, so compiled programs do not depend on the data's value
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import log_ndtr, logsumexp, ndtr
+from pydantic import ConfigDict, Field
 
 from ..data import ROW_KINDS, EvidenceArrays
 from ._ordinal import BLOCK, log_order_probability
@@ -63,18 +64,30 @@ WEIGHTINGS = ("row", "statement")
 
 @dataclass(frozen=True)
 class LikelihoodSettings:
-    """Settings of the observation models (see the module docstring).
+    """The observation models' settings: the ``likelihood`` section of a job config
+    (validated there; defaults live here, once). See the module docstring.
 
-    ``weighting``: ``row`` (every row weight 1) or ``statement`` (every published
-    statement total weight 1, shared by its rows). ``rank_grid``: quadrature points of
-    the ordinal rank likelihood.
+    ``probit_scale``: sigma of the probit on qualitative contrasts (log units).
+    ``not_significant_effect``: the log effect a study would have detected; "not
+    significant" rows favour |effect| below it (weak evidence, never a zero effect).
+    ``not_significant_floor``: probability of a non-significant result even for a large
+    effect (keeps such rows weak). ``noise_scale``: half-normal scale of each assay's
+    log-normal noise SD when the source gives none. ``blot_scale_sd``: prior SD of the
+    log scale of each western blot. ``weighting``: ``row`` (every evidence row weight 1)
+    or ``statement`` (the rows expanded from one published statement share a total
+    weight of 1, so a sentence that became 21 rows counts as much as one that became
+    one row). ``rank_grid``: quadrature points of the ordinal rank likelihood.
     """
 
-    probit_scale: float = 0.3
-    not_significant_effect: float = 0.7
-    not_significant_floor: float = 0.2
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
+    probit_scale: Annotated[float, Field(gt=0)] = 0.3
+    not_significant_effect: Annotated[float, Field(gt=0)] = 0.7
+    not_significant_floor: Annotated[float, Field(gt=0, lt=1)] = 0.2
+    noise_scale: Annotated[float, Field(gt=0)] = 0.5
+    blot_scale_sd: Annotated[float, Field(gt=0)] = 2.0
     weighting: Literal["row", "statement"] = "row"
-    rank_grid: int = 256
+    rank_grid: Annotated[int, Field(gt=0)] = 256
 
     def __post_init__(self) -> None:
         if self.weighting not in WEIGHTINGS:

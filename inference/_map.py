@@ -1,190 +1,348 @@
-"""MAP multi-start and the Laplace approximation at the best optimum.
+"""The one MAP optimiser: multi-start BFGS (optimistix) on a negative log density.
 
-All starts run a batched L-BFGS on numpyro's potential energy (the negative log
-posterior on the unconstrained scale), evaluated in one compiled, vmapped call per
-iteration. Starts: the prior median and draws from a narrowed prior. A start whose
-solves fail gets an infinite potential and is reported, never an exception. The
-Hessian at the best optimum (central differences of gradients: forward-over-reverse
-differentiation is not available through the solver's checkpointed adjoint), with its
-small and negative eigenvalues floored, gives the dense mass matrix for NUTS.
+:func:`minimise` runs optimistix's BFGS from every start, one start after the other,
+stepped from the host in compiled chunks of iterations: one compiled program serves
+every start (and every later fit of a posterior with the same shapes), progress is
+reported between chunks, and a failed ODE solve of one start cannot touch the others.
+The objective is wrapped so that a non-finite value or gradient (a failed solve) is a
+wall (a large finite value, zero slope) that the line search backs away from, never a
+NaN in the optimiser's state.
+
+:func:`map_multistart` optimises a :class:`~il6rcc.inference.Posterior`: the first
+start is the prior's centre, the others are jittered around it; ``starts`` replaces
+them (warm starts) and ``fixed`` holds some coordinates at given values while the
+others are re-optimised (what a profile likelihood needs).
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Annotated
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.flatten_util import ravel_pytree
-from numpyro.infer.util import initialize_model
+import optimistix as optx
+from pydantic import ConfigDict, Field
 
 from ..errors import Il6rccError
-from ._lbfgs import BatchedObjective, fd_hessian_batched, minimise_batched
+from ._posterior import BIG, Posterior
 
 
 @dataclass(frozen=True)
-class MapResult:
-    """Result of :func:`map_multistart`.
+class MapSettings:
+    """MAP multi-start: the ``inference.map`` section of a job config. ``n_starts``
+    points (the prior's centre and jittered draws around it, ``start_scale`` prior SDs)
+    optimised for at most ``max_steps`` BFGS steps each, to the relative and absolute
+    tolerance ``tol`` (on the changes of the objective and of the point between steps);
+    ``num_draws``: draws of the Laplace approximation (method ``map``)."""
 
-    ``x``: best point, flat unconstrained vector; ``params``: the same as numpyro's
-    unconstrained site dict; ``potential``: its negative log posterior; ``potentials``
-    and ``steps``: per start (inf for failed starts); ``hessian``: at ``x``;
-    ``inverse_mass_matrix``: the floored inverse Hessian; ``condition_number`` of the
-    Hessian; ``n_floored`` eigenvalues raised to the floor (sloppy directions).
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
+    n_starts: Annotated[int, Field(gt=0)] = 8
+    max_steps: Annotated[int, Field(gt=0)] = 300
+    tol: Annotated[float, Field(gt=0)] = 1e-6
+    start_scale: Annotated[float, Field(gt=0)] = 0.5
+    num_draws: Annotated[int, Field(gt=0)] = 400
+
+
+@dataclass(frozen=True)
+class Minimum:
+    """Result of :func:`minimise` (and of :func:`map_multistart`).
+
+    ``x``: the best end point; ``value``: the objective there; ``xs``, ``values``,
+    ``steps``, ``converged``, ``seconds``: per start (``values`` is inf for a start
+    whose objective was never finite); ``starts``: the start points.
     """
 
     x: np.ndarray
-    params: dict
-    potential: float
-    potentials: np.ndarray
+    value: float
+    xs: np.ndarray
+    values: np.ndarray
     steps: np.ndarray
-    hessian: np.ndarray
-    inverse_mass_matrix: np.ndarray
-    condition_number: float
-    n_floored: int
-    seconds: float
-    objective: BatchedObjective | None = None
-    xs: np.ndarray | None = None  # every start's end point [n_starts, n]
+    converged: np.ndarray
+    seconds: np.ndarray
+    starts: np.ndarray
+
+    @property
+    def best(self) -> int:
+        return int(np.argmin(self.values))
+
+    @property
+    def n_finite(self) -> int:
+        return int(np.isfinite(self.values).sum())
 
 
-def potential_and_unravel(key, model_fn, data):
-    """numpyro's potential energy as a function ``potential(x, data)`` of a flat
-    unconstrained vector and the model's data (an argument, not a baked-in constant),
-    the unravel map, the flat starting point, and ``postprocess(x, data)`` (constrained
-    and deterministic sites)."""
-    from numpyro.infer.initialization import init_to_median
-
-    try:
-        info = initialize_model(
-            key,
-            model_fn,
-            model_args=(data,),
-            dynamic_args=True,
-            validate_grad=False,
-            init_strategy=init_to_median(num_samples=15),
-        )
-    except RuntimeError as err:
-        raise Il6rccError(
-            f"the model could not be initialised: {err}. Every trial point had a failed "
-            f"ODE solve or a non-finite log density; check the priors and solver settings."
-        ) from None
-    flat0, unravel = ravel_pytree(info.param_info.z)
-
-    def potential(x, data):
-        return info.potential_fn(data)(unravel(x))
-
-    def postprocess(x, data):
-        return info.postprocess_fn(data)(unravel(x))
-
-    return potential, unravel, flat0, postprocess
+#: ``value_and_grad(x, args) -> (value, gradient)``: a compiled objective called from
+#: the host, with non-finite values already replaced by (BIG, 0).
+HostValueAndGrad = Callable[[np.ndarray, object], tuple[float, np.ndarray]]
 
 
-def laplace_inverse_mass(hessian: np.ndarray, floor: float = 0.5):
-    """Inverse of a Hessian with eigenvalues floored; returns (inverse, cond, n_floored).
+def walled_value_and_grad(objective: Callable) -> HostValueAndGrad:
+    """The compiled value and gradient of ``objective(x, args)`` (pure JAX), with a
+    non-finite value or gradient (a failed solve) replaced by (BIG, 0): a wall that a
+    line search backs away from, never a NaN in the optimiser's state."""
 
-    The coordinates are standardised (every sampled site has a unit-scale prior), so
-    the prior alone gives curvature about 1 in every direction; eigenvalues below
-    ``floor`` come from negative or vanishing likelihood curvature (sloppy directions,
-    or a point short of the optimum) and would make the mass matrix wider than the
-    prior. Flooring them at 0.5 keeps every direction's scale within ~1.4 prior SDs."""
-    h = 0.5 * (hessian + hessian.T)
-    w, v = np.linalg.eigh(h)
-    n_floored = int(np.sum(w < floor))
-    w_used = np.maximum(w, floor)
-    inverse = (v / w_used) @ v.T
-    cond = float(w_used.max() / w_used.min())
-    return 0.5 * (inverse + inverse.T), cond, n_floored
+    def safe(x, args):
+        value, grad = jax.value_and_grad(objective)(x, args)
+        ok = jnp.isfinite(value) & jnp.all(jnp.isfinite(grad))
+        return jnp.where(ok, value, BIG), jnp.where(ok, grad, 0.0)
+
+    compiled = jax.jit(safe)
+
+    def value_and_grad(x, args):
+        value, grad = compiled(jnp.asarray(x, dtype=jnp.float64), args)
+        return float(value), np.asarray(grad)
+
+    return value_and_grad
 
 
-def hessian_directions(hessian: np.ndarray, names, k: int = 3, top: int = 4) -> list[dict]:
-    """The ``k`` stiffest and ``k`` sloppiest eigen-directions of a Hessian (standardised
-    coordinates): each with its eigenvalue, the implied posterior SD along it
-    (1 / sqrt(eigenvalue), NaN when not positive) and the ``top`` coordinates that load
-    most on it (name and component of the unit eigenvector). Stiff directions are what
-    the data pin down (and what limits a sampler's step size); sloppy ones are left to
-    the prior."""
-    h = 0.5 * (np.asarray(hessian) + np.asarray(hessian).T)
-    w, v = np.linalg.eigh(h)
-    n = len(w)
-    picks = [("stiff", i) for i in range(n - 1, max(n - 1 - k, -1), -1)]
-    picks += [("sloppy", i) for i in range(min(k, n))]
-    out = []
-    for kind, i in picks:
-        order = np.argsort(-np.abs(v[:, i]))[:top]
-        out.append(
-            {
-                "kind": kind,
-                "eigenvalue": float(w[i]),
-                "sd": float(1.0 / np.sqrt(w[i])) if w[i] > 0 else float("nan"),
-                "loadings": {str(names[j]): round(float(v[j, i]), 3) for j in order},
-            }
-        )
-    return out
+class BfgsStepper:
+    """optimistix's BFGS, compiled once per dimension and stepped from the host.
+
+    The objective's value and gradient come from ``value_and_grad`` (a compiled
+    function, see :data:`HostValueAndGrad`) through a host callback: the optimiser's own
+    program holds only BFGS's linear algebra (it compiles in a moment), and the
+    expensive gradient (an ODE solve and its adjoint) is compiled once and shared with
+    everything else that needs it (the Laplace Hessian, chain starts).
+    """
+
+    def __init__(self, value_and_grad: HostValueAndGrad, rtol: float, atol: float | None = None):
+        self.solver = optx.BFGS(rtol=rtol, atol=rtol if atol is None else atol)
+        self.value_and_grad = value_and_grad
+
+        def host(y, args):
+            value, grad = value_and_grad(np.asarray(y), args)
+            return np.float64(value), np.asarray(grad, dtype=np.float64)
+
+        def evaluate(y, args):
+            shapes = (jax.ShapeDtypeStruct((), jnp.float64), jax.ShapeDtypeStruct(y.shape, y.dtype))
+            return jax.pure_callback(host, shapes, y, args)
+
+        @jax.custom_jvp
+        def objective(y, args):
+            return evaluate(y, args)[0]
+
+        @objective.defjvp
+        def _jvp(primals, tangents):
+            y, args = primals
+            value, grad = evaluate(y, args)
+            return value, jnp.dot(grad, tangents[0])
+
+        def fn(y, args):  # the solvers take functions returning (value, aux)
+            return objective(y, args), None
+
+        self.fn = fn
+        tags = frozenset()
+
+        @eqx.filter_jit
+        def init(y0, args):
+            f_struct = jax.ShapeDtypeStruct((), y0.dtype)
+            state = self.solver.init(self.fn, y0, args, {}, f_struct, None, tags)
+            done, _ = self.solver.terminate(self.fn, y0, args, {}, state, tags)
+            return state, done
+
+        @eqx.filter_jit
+        def advance(y, state, args, budget):
+            dynamic, static = eqx.partition(state, eqx.is_array)
+
+            def cond(carry):
+                _, _, k, done = carry
+                return (k < budget) & ~done
+
+            def body(carry):
+                y, dyn, k, _ = carry
+                st = eqx.combine(dyn, static)
+                new_y, new_state, _ = self.solver.step(self.fn, y, args, {}, st, tags)
+                # as optimistix's own loop: the new state decides about the old point
+                done, result = self.solver.terminate(self.fn, y, args, {}, new_state, tags)
+                done = done | (result != optx.RESULTS.successful)
+                new_dyn, _ = eqx.partition(new_state, eqx.is_array)
+                return new_y, new_dyn, k + 1, done
+
+            carry = (y, dynamic, jnp.asarray(0), jnp.asarray(False))
+            y, dynamic, k, done = jax.lax.while_loop(cond, body, carry)
+            return y, eqx.combine(dynamic, static), k, done
+
+        self.init = init
+        self.advance = advance
+
+    def value(self, y, args) -> float:
+        return self.value_and_grad(np.asarray(y), args)[0]
+
+
+def minimise(
+    value_and_grad: HostValueAndGrad,
+    starts: np.ndarray,
+    args=None,
+    max_steps: int = 300,
+    tol: float = 1e-6,
+    progress: Callable[[str], None] | None = None,
+    every: int = 10,
+    stepper: BfgsStepper | None = None,
+    label: str = "MAP",
+) -> Minimum:
+    """Minimise an objective from every row of ``starts``, given its compiled
+    ``value_and_grad(x, args)`` (:data:`HostValueAndGrad`; from a JAX function:
+    :func:`walled_value_and_grad`).
+
+    ``stepper``: a :class:`BfgsStepper` built earlier for ``value_and_grad`` (its
+    compiled programs are reused; default: a new one). ``progress(line)`` gets a line
+    every ``every`` steps and one per finished start (``label`` first).
+    """
+    starts = np.atleast_2d(np.asarray(starts, dtype=np.float64))
+    stepper = stepper or BfgsStepper(value_and_grad, tol)
+    xs, values, steps, converged, seconds = [], [], [], [], []
+    for i, start in enumerate(starts):
+        t0 = time.perf_counter()
+        y = jnp.asarray(start)
+        state, done = stepper.init(y, args)
+        n = 0
+        if stepper.value(y, args) >= BIG:  # the start does not solve: skip it
+            done = True
+        while not bool(done) and n < max_steps:
+            budget = jnp.asarray(min(every, max_steps - n))
+            y, state, k, done = stepper.advance(y, state, args, budget)
+            n += int(k)
+            if progress is not None and not bool(done) and n < max_steps:
+                progress(
+                    f"{label}  start {i + 1}/{len(starts)}  step {n:4d}/{max_steps} | "
+                    f"-log posterior {stepper.value(y, args):.6g}"
+                )
+        value = stepper.value(y, args)
+        xs.append(np.asarray(y))
+        values.append(value if value < BIG else np.inf)
+        steps.append(n)
+        converged.append(bool(done) and value < BIG)
+        seconds.append(time.perf_counter() - t0)
+        if progress is not None:
+            status = "converged" if converged[-1] else "stopped"
+            progress(
+                f"{label}  start {i + 1}/{len(starts)} done: -log posterior {values[-1]:.6g} "
+                f"after {n} steps ({status}, {seconds[-1]:.0f} s)"
+            )
+    values_arr = np.array(values)
+    best = int(np.argmin(values_arr))
+    return Minimum(
+        x=np.asarray(xs[best]),
+        value=float(values_arr[best]),
+        xs=np.array(xs),
+        values=values_arr,
+        steps=np.array(steps),
+        converged=np.array(converged),
+        seconds=np.array(seconds),
+        starts=starts,
+    )
 
 
 def map_multistart(
-    key,
-    model_fn,
-    n_starts: int = 8,
-    max_steps: int = 300,
-    tol: float = 1e-6,
-    start_scale: float = 0.5,
-    objective: BatchedObjective | None = None,
+    posterior: Posterior,
+    key: jax.Array,
+    settings: MapSettings | None = None,
     data=None,
-    progress=None,
-) -> MapResult:
-    """Optimise the posterior from ``n_starts`` points (batched L-BFGS).
+    starts: np.ndarray | None = None,
+    fixed: dict[int, float] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Minimum:
+    """The MAP of a posterior from several starts.
 
-    The first start is the prior median (all standardised sites at 0); the others are
-    standard-normal draws scaled by ``start_scale``. The Hessian at the best optimum
-    comes from central differences of gradients. Raises :class:`Il6rccError` when
-    every start fails (the message says how many and suggests what to check).
+    Args:
+        key: PRNG key of the jittered starts.
+        settings: :class:`MapSettings` (number of starts, steps, tolerance, jitter).
+        data: the posterior's data argument (default: its own).
+        starts: [k, n] start points (warm starts); replaces the jittered ones.
+        fixed: coordinate index -> value: those coordinates are held there and only the
+            others are optimised (the result's points are full [n] vectors).
+
+    Raises :class:`Il6rccError` when no start has a finite log density.
     """
-    import time
+    settings = settings or MapSettings()
+    data = posterior.data if data is None else data
+    n = posterior.dim
+    center = posterior.initial_point()
+    if starts is None:
+        jitter = settings.start_scale * np.asarray(jax.random.normal(key, (settings.n_starts, n)))
+        jitter[0] = 0.0
+        starts = center[None, :] + jitter
+    starts = np.atleast_2d(np.asarray(starts, dtype=np.float64))
+    fixed = dict(fixed or {})
+    base = np.array(center, dtype=np.float64)
+    for i, v in fixed.items():
+        base[int(i)] = float(v)
+    free = np.array([i for i in range(n) if i not in fixed], dtype=np.int32)
+    compiled = posterior.compiled
 
-    start_time = time.perf_counter()
-    key_init, key_starts = jax.random.split(key)
-    potential, unravel, flat0, _ = potential_and_unravel(key_init, model_fn, data)
-    n = flat0.shape[0]
-    # batch 1: points are mapped one after the other anyway (see BatchedObjective), so a
-    # larger batch would only add padding evaluations
-    objective = objective or BatchedObjective(potential, data, batch=1)
-    starts = start_scale * np.asarray(jax.random.normal(key_starts, (n_starts, n)))
-    starts[0] = 0.0
-    xs, values, steps = minimise_batched(
-        objective, starts, max_steps=max_steps, gtol=tol, progress=progress
+    def value_and_grad(y, args):
+        """The posterior's own compiled gradient, on the free coordinates (``args``:
+        the data, the full point holding the fixed values, the free positions)."""
+        data, base, free = args
+        full = np.array(base, dtype=np.float64)
+        full[np.asarray(free)] = y
+        value, grad = compiled.value_and_grad(full, data)
+        return value, grad[np.asarray(free)]
+
+    # one stepper per posterior and tolerance (the number of free coordinates is a
+    # shape: jit keys its programs on it); its BFGS program holds no ODE solve
+    key_cache = ("map", float(settings.tol))
+    if key_cache not in compiled.cache:
+        compiled.cache[key_cache] = BfgsStepper(value_and_grad, settings.tol)
+    result = minimise(
+        value_and_grad,
+        starts[:, free],
+        args=(data, jnp.asarray(base), jnp.asarray(free)),
+        max_steps=settings.max_steps,
+        tol=settings.tol,
+        progress=progress,
+        stepper=compiled.cache[key_cache],
     )
-    if not np.isfinite(values).any():
+    if not np.isfinite(result.values).any():
         raise Il6rccError(
-            f"MAP: all {n_starts} starts failed (every ODE solve or log density was "
+            f"MAP: all {len(starts)} starts failed (every ODE solve or log density was "
             f"non-finite). Check the priors (do they put mass where solves fail?) and the "
             f"solver settings (max_steps, tolerances)."
         )
-    best = int(np.argmin(values))
-    x = np.asarray(xs[best])
-    hessian = fd_hessian_batched(objective, x)
-    inverse, cond, n_floored = laplace_inverse_mass(hessian)
-    return MapResult(
-        x=x,
-        params=jax.tree.map(np.asarray, unravel(jnp.asarray(x))),
-        potential=float(values[best]),
-        potentials=values,
-        steps=np.asarray(steps),
-        hessian=hessian,
-        inverse_mass_matrix=inverse,
-        condition_number=cond,
-        n_floored=n_floored,
-        seconds=time.perf_counter() - start_time,
-        objective=objective,
-        xs=np.asarray(xs),
+
+    def full(y):
+        out = base.copy()
+        out[free] = y
+        return out
+
+    xs = np.array([full(y) for y in result.xs])
+    return Minimum(
+        x=xs[result.best],
+        value=result.value,
+        xs=xs,
+        values=result.values,
+        steps=result.steps,
+        converged=result.converged,
+        seconds=result.seconds,
+        starts=starts,
     )
 
 
+def starts_table(result: Minimum, names: Sequence[str]):
+    """One row per start: its end point, value, steps, convergence and time."""
+    import pandas as pd
+
+    table = pd.DataFrame(result.xs, columns=list(names))
+    table.insert(0, "seconds", result.seconds)
+    table.insert(0, "converged", result.converged)
+    table.insert(0, "steps", result.steps)
+    table.insert(0, "neg_log_posterior", result.values)
+    table.insert(0, "start", np.arange(len(result.values)))
+    return table
+
+
 __all__ = [
-    "MapResult",
-    "hessian_directions",
-    "laplace_inverse_mass",
+    "BfgsStepper",
+    "HostValueAndGrad",
+    "MapSettings",
+    "Minimum",
     "map_multistart",
-    "potential_and_unravel",
+    "minimise",
+    "starts_table",
+    "walled_value_and_grad",
 ]

@@ -1,9 +1,13 @@
-"""NUTS, driven chunk by chunk so that runs can be checkpointed and resumed exactly.
+"""NUTS on a :class:`~il6rcc.inference.Posterior`, driven chunk by chunk so that runs
+can be checkpointed and resumed exactly.
 
-numpyro's NUTS kernel is stepped with our own jitted ``lax.scan`` over a chunk of
-iterations. The whole sampler state (position, gradient, adaptation state, PRNG key)
-is a pytree of arrays: saving it after a chunk and continuing from it in another
-process gives the same draws, bit for bit on CPU, as a run that never stopped.
+numpyro's NUTS kernel runs on the posterior's log density through a one-site numpyro
+model (``x`` with an improper flat prior and the log density as a factor, the data as
+a dynamic argument), stepped with our own jitted ``lax.scan`` over a chunk of
+iterations; every kept draw is recorded with :meth:`Posterior.record`. The whole
+sampler state (position, gradient, adaptation state, PRNG key) is a pytree of
+arrays: saving it after a chunk and continuing from it in another process gives the
+same draws, bit for bit on CPU, as a run that never stopped.
 
 Mass matrix: ``laplace`` uses the dense inverse Hessian at the MAP, fixed (only the
 step size adapts during warmup); ``laplace_adapt`` starts from it and adapts it in
@@ -17,35 +21,65 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Annotated, Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro
+import numpyro.distributions as dist
+from numpyro.distributions import constraints
 from numpyro.infer import NUTS
-from numpyro.infer.util import initialize_model
+from pydantic import ConfigDict, Field
 
 from ..errors import Il6rccError
+from ._posterior import BIG, Posterior
 
 STAT_FIELDS = ("potential_energy", "energy", "diverging", "num_steps", "accept_prob", "step_size")
 
 
 @dataclass(frozen=True)
 class NutsSettings:
-    num_warmup: int = 300
-    num_samples: int = 500
-    num_chains: int = 2
-    chain_method: str = "sequential"
-    target_accept: float = 0.8
-    max_tree_depth: int = 8
-    mass_matrix: str = "laplace"
-    chunk: int = 25
+    """NUTS settings: the ``inference.nuts`` section of a job config (defaults here, once).
+
+    ``mass_matrix``: ``laplace`` (dense, from the Hessian at the MAP, fixed),
+    ``laplace_adapt`` (dense, starts from the Laplace matrix and is adapted in warmup
+    windows), ``dense`` (adapted from the identity), or ``diag`` (adapted).
+    ``chain_method``: ``sequential`` (one chain after the other; robust to failed
+    solves), ``vectorized`` (all chains in one vmapped program; for GPUs) or
+    ``parallel`` (one device per chain). ``max_init_attempts``: tries per chain to find
+    a starting point near the MAP where the log density is finite.
+    """
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
+    num_warmup: Annotated[int, Field(ge=0)] = 300
+    num_samples: Annotated[int, Field(gt=0)] = 500
+    num_chains: Annotated[int, Field(gt=0)] = 2
+    chain_method: Literal["sequential", "vectorized", "parallel"] = "sequential"
+    target_accept: Annotated[float, Field(gt=0, lt=1)] = 0.8
+    max_tree_depth: Annotated[int, Field(gt=0)] = 8
+    mass_matrix: Literal["laplace", "laplace_adapt", "dense", "diag"] = "laplace"
+    max_init_attempts: Annotated[int, Field(gt=0)] = 20
 
 
-def make_kernel(model_fn, settings: NutsSettings, inverse_mass_matrix=None) -> NUTS:
+def numpyro_model(posterior: Posterior):
+    """A numpyro model whose only site ``x`` [dim] has the posterior's density (an
+    improper flat prior plus the log density as a factor); call it with the data."""
+    dim = posterior.dim
+
+    def model(data):
+        x = numpyro.sample("x", dist.ImproperUniform(constraints.real_vector, (), (dim,)))
+        numpyro.factor("log_density", posterior.log_density(x, data))
+
+    return model
+
+
+def make_kernel(posterior: Posterior, settings: NutsSettings, inverse_mass_matrix=None) -> NUTS:
     given = settings.mass_matrix.startswith("laplace") and inverse_mass_matrix is not None
     fixed = given and settings.mass_matrix == "laplace"
     return NUTS(
-        model_fn,
+        numpyro_model(posterior),
         inverse_mass_matrix=jnp.asarray(inverse_mass_matrix) if given else None,
         dense_mass=settings.mass_matrix in ("laplace", "laplace_adapt", "dense"),
         adapt_mass_matrix=not fixed,
@@ -55,59 +89,50 @@ def make_kernel(model_fn, settings: NutsSettings, inverse_mass_matrix=None) -> N
 
 
 class ChainRunner:
-    """Steps NUTS chains chunk by chunk.
+    """Steps NUTS chains on a posterior chunk by chunk.
 
     Args:
-        model_fn: the numpyro model.
+        posterior: the :class:`Posterior`.
+        data: its data argument.
         settings: :class:`NutsSettings`.
         inverse_mass_matrix: dense matrix for ``mass_matrix='laplace'`` (fixed) or
             ``'laplace_adapt'`` (initial value).
     """
 
-    def __init__(self, model_fn, data, settings: NutsSettings, inverse_mass_matrix=None):
-        self.model_fn = model_fn
+    def __init__(
+        self, posterior: Posterior, data, settings: NutsSettings, inverse_mass_matrix=None
+    ):
+        self.posterior = posterior
         self.data = data
         self.settings = settings
-        self.kernel = make_kernel(model_fn, settings, inverse_mass_matrix)
-        self._postprocess = None
+        self.kernel = make_kernel(posterior, settings, inverse_mass_matrix)
         self._chunk_fns: dict = {}
 
     # ------------------------------------------------------------------ state
-    def init(self, key, init_params: dict) -> object:
-        """Initial state of every chain (leading axis = chain). ``init_params``:
-        unconstrained site values with a leading chain axis."""
+    def init(self, key, starts: np.ndarray) -> object:
+        """Initial state of every chain (leading axis = chain) from ``starts``
+        [n_chains, dim]."""
         keys = jax.random.split(key, self.settings.num_chains)
-        states = []
-        for c in range(self.settings.num_chains):
-            params_c = jax.tree.map(lambda x, c=c: jnp.asarray(x[c]), init_params)
-            states.append(
-                self.kernel.init(keys[c], self.settings.num_warmup, params_c, (self.data,), {})
+        states = [
+            self.kernel.init(
+                keys[c],
+                self.settings.num_warmup,
+                {"x": jnp.asarray(starts[c])},
+                (self.data,),
+                {},
             )
+            for c in range(self.settings.num_chains)
+        ]
         return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
-
-    def postprocess_fn(self):
-        """(data) -> (unconstrained sites -> constrained and deterministic sites)."""
-        if self._postprocess is None:
-            info = initialize_model(
-                jax.random.PRNGKey(0),
-                self.model_fn,
-                model_args=(self.data,),
-                dynamic_args=True,
-                validate_grad=False,
-            )
-            self._postprocess = info.postprocess_fn
-        return self._postprocess
 
     def _chunk_fn(self, n_iter: int, collect: bool):
         key = (n_iter, collect)
         if key in self._chunk_fns:
             return self._chunk_fns[key]
         kernel = self.kernel
-        post_gen = self.postprocess_fn() if collect else None
+        record = self.posterior.record
 
         def one_chain(state, data):
-            post = post_gen(data) if collect else None
-
             def body(s, _):
                 s = kernel.sample(s, (data,), {})
                 stats = {
@@ -118,7 +143,7 @@ class ChainRunner:
                     "accept_prob": s.accept_prob,
                     "step_size": s.adapt_state.step_size,
                 }
-                out = (stats, post(s.z)) if collect else (stats, {})
+                out = (stats, record(s.z["x"], data)) if collect else (stats, {})
                 return s, out
 
             return jax.lax.scan(body, state, None, length=n_iter)
@@ -160,44 +185,53 @@ def run_chains(
     runner: ChainRunner,
     state,
     done: int,
+    chunk: int,
     on_chunk: Callable[[object, int, dict, dict, float], None] | None = None,
     progress: Callable[[str], None] | None = None,
+    divergences: dict[str, int] | None = None,
 ):
-    """Run warmup and sampling from iteration ``done`` (0 for a fresh run) to the end.
+    """Run warmup and sampling from iteration ``done`` (0 for a fresh run) to the end,
+    ``chunk`` iterations per compiled call.
 
     ``on_chunk(state, done, stats, draws, seconds)`` is called after every chunk (the
-    fit job saves a checkpoint there). Returns the final state.
+    fit job saves a checkpoint there). ``divergences``: running counts
+    ``{"warmup": .., "sampling": ..}`` (updated in place; a resumed run passes the
+    counts it saved), which the progress lines report separately: only those after
+    warmup are a gate. Returns the final state.
     """
     s = runner.settings
     total = s.num_warmup + s.num_samples
+    counts = divergences if divergences is not None else {"warmup": 0, "sampling": 0}
+    counts.setdefault("warmup", 0)
+    counts.setdefault("sampling", 0)
     while done < total:
-        phase_end = s.num_warmup if done < s.num_warmup else total
-        n = min(s.chunk, phase_end - done)
-        collect = done >= s.num_warmup
+        phase = "warmup" if done < s.num_warmup else "sampling"
+        phase_end = s.num_warmup if phase == "warmup" else total
+        n = min(chunk, phase_end - done)
         t0 = time.perf_counter()
-        state, stats, draws = runner.advance(state, n, collect)
+        state, stats, draws = runner.advance(state, n, phase == "sampling")
         jax.block_until_ready(state)
         seconds = time.perf_counter() - t0
         done += n
+        counts[phase] += int(np.sum(np.asarray(stats["diverging"])))
         if on_chunk is not None:
             on_chunk(state, done, stats, draws, seconds)
         if progress is not None:
-            phase = "warmup" if done <= s.num_warmup else "sampling"
-            n_div = int(np.sum(np.asarray(stats["diverging"])))
             steps = float(np.mean(np.asarray(stats["num_steps"])))
             rate = n / seconds if seconds > 0 else float("inf")
             eta = (total - done) / rate if rate > 0 else float("nan")
             progress(
                 f"{phase:8s} {done:5d}/{total} iterations x {s.num_chains} chains | "
-                f"{rate:5.2f} it/s | {steps:5.1f} leapfrog steps/it | divergences "
-                f"{n_div:3d} | ETA {eta / 60:5.1f} min"
+                f"{rate:5.2f} it/s | {steps:5.1f} leapfrog steps/it | divergences: "
+                f"{counts['warmup']} in warmup, {counts['sampling']} after | "
+                f"ETA {eta / 60:5.1f} min"
             )
     return state
 
 
 def chain_starts(
-    value_fn: Callable[[np.ndarray], float],
-    unravel,
+    posterior: Posterior,
+    data,
     key,
     x_map: np.ndarray,
     inverse_mass: np.ndarray,
@@ -205,19 +239,19 @@ def chain_starts(
     max_attempts: int = 20,
     scale: float = 0.2,
     stride: int = 1000,
-) -> dict:
+) -> np.ndarray:
     """Chain starting points around the MAP: ``x_map + scale * L z`` (L the Cholesky
     factor of the inverse mass matrix, z standard normal from ``fold_in(key, chain *
-    stride + attempt)``), each accepted when ``value_fn`` (the potential) is finite.
-    At most ``max_attempts`` tries per chain, then a clear error. Returns the starts as
-    unconstrained site values with a leading chain axis."""
+    stride + attempt)``), each accepted when the log density there is finite. At most
+    ``max_attempts`` tries per chain, then a clear error. Returns [n_chains, dim]."""
     chol = np.linalg.cholesky(inverse_mass + 1e-12 * np.eye(len(x_map)))
     starts = []
     for chain in range(n_chains):
         for attempt in range(max_attempts):
             k = jax.random.fold_in(key, chain * stride + attempt)
             x = x_map + scale * chol @ np.asarray(jax.random.normal(k, (len(x_map),)))
-            if np.isfinite(value_fn(x)):
+            # the compiled gradient every method shares (a finite value: a finite density)
+            if posterior.compiled.value_and_grad(x, data)[0] < BIG:
                 starts.append(x)
                 break
         else:
@@ -226,7 +260,7 @@ def chain_starts(
                 f"{max_attempts} attempts around the MAP (every attempt had a failed ODE solve "
                 f"or a non-finite log density); check the priors and solver settings"
             )
-    return jax.tree.map(lambda *xs: jnp.stack(xs), *[unravel(jnp.asarray(x)) for x in starts])
+    return np.array(starts)
 
 
 def state_to_arrays(state) -> dict[str, np.ndarray]:
@@ -263,6 +297,7 @@ __all__ = [
     "arrays_to_state",
     "chain_starts",
     "make_kernel",
+    "numpyro_model",
     "run_chains",
     "state_to_arrays",
 ]

@@ -16,52 +16,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from ..errors import ConfigError
 from ..models import ODEModel
+from ._parameterisation import LN10, Parameterisation, make_parameterisation
 
-LN10 = math.log(10.0)
 PRIOR_TABLE_COLUMNS = ("parameterId", "median", "log10_sd", "source")
-
-
-@dataclass(frozen=True)
-class PriorSpec:
-    """Priors of the estimated parameters (numpy; position i = ``names[i]``).
-
-    ``index``: positions in the model's parameter vector; ``scale``: 'log', 'logit' or
-    'lin'; ``loc`` and ``sd``: Normal on the unconstrained scale; ``median`` and
-    ``log10_sd``: as written in the source; ``source``: where each prior comes from.
-    ``hierarchical``: True for cell-line-specific parameters.
-    """
-
-    names: tuple[str, ...]
-    index: np.ndarray
-    scale: tuple[str, ...]
-    loc: np.ndarray
-    sd: np.ndarray
-    median: np.ndarray
-    log10_sd: np.ndarray
-    source: tuple[str, ...]
-    hierarchical: np.ndarray
-
-    @property
-    def n(self) -> int:
-        return len(self.names)
-
-    def to_unconstrained(self, values: np.ndarray) -> np.ndarray:
-        """Natural values -> unconstrained (log, logit or identity)."""
-        values = np.asarray(values, dtype=np.float64)
-        out = values.copy()
-        for i, s in enumerate(self.scale):
-            if s == "log":
-                out[..., i] = np.log(values[..., i])
-            elif s == "logit":
-                out[..., i] = np.log(values[..., i] / (1.0 - values[..., i]))
-        return out
 
 
 def read_prior_table(path: str | Path) -> dict[str, tuple[float, float, str]]:
@@ -109,8 +70,10 @@ def build_priors(
     tables: Sequence[Mapping[str, tuple[float, float, str]]] = (),
     overrides: Mapping[str, tuple[float | None, float | None, str]] | None = None,
     width_factor: float = 1.0,
-) -> PriorSpec:
-    """Priors of the ``estimate`` parameters (all of the model's when empty).
+) -> Parameterisation:
+    """Priors of the ``estimate`` parameters (all of the model's when empty), as the
+    :class:`Parameterisation` every later step uses (``hierarchical``: the
+    cell-line-specific subset).
 
     Table and override entries for parameters not estimated are ignored (they may serve
     other configs); names the model lacks raise :class:`ConfigError`.
@@ -162,20 +125,20 @@ def build_priors(
             sd.append(w)
     if problems:
         raise ConfigError("; ".join(problems))
-    return PriorSpec(
-        names=tuple(names),
-        index=np.array([model.index("parameters", n) for n in names], dtype=np.int32),
-        scale=tuple(scale),
-        loc=np.array(loc),
-        sd=np.array(sd),
-        median=np.array([median[n] for n in names]),
-        log10_sd=np.array([width[n] * width_factor for n in names]),
-        source=tuple(source[n] for n in names),
-        hierarchical=np.array([n in set(hierarchical) for n in names]),
+    return make_parameterisation(
+        model,
+        names,
+        scale,
+        loc,
+        sd,
+        [n in set(hierarchical) for n in names],
+        median=[median[n] for n in names],
+        log10_sd=[width[n] * width_factor for n in names],
+        source=[source[n] for n in names],
     )
 
 
-def prior_table(spec: PriorSpec, model: ODEModel):
+def prior_table(spec: Parameterisation, model: ODEModel):
     """Every prior as a table (for run outputs and reports)."""
     import pandas as pd
 
@@ -193,4 +156,4 @@ def prior_table(spec: PriorSpec, model: ODEModel):
     )
 
 
-__all__ = ["PRIOR_TABLE_COLUMNS", "PriorSpec", "build_priors", "prior_table", "read_prior_table"]
+__all__ = ["PRIOR_TABLE_COLUMNS", "build_priors", "prior_table", "read_prior_table"]

@@ -20,51 +20,69 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from numpyro import handlers
 
 from ..data import ROW_KINDS, EvidenceArrays
 from ..errors import Il6rccError
-from ._likelihood import evidence_data, unit_deltas
-from ._model import Problem, make_problem, problem_data, sample_parameters, simulate_problem
+from ._evidence import (
+    EvidencePosterior,
+    EvidenceProblem,
+    block_sizes,
+    doses_of,
+    inputs_with_doses,
+    make_problem,
+    parameter_rows,
+    problem_data,
+    simulate_conditions,
+    split,
+)
+from ._likelihood import unit_deltas
 
 
 def truth_point(
-    problem: Problem,
+    problem: EvidenceProblem,
     z: np.ndarray,
     tau: np.ndarray | None = None,
     z_cell: np.ndarray | None = None,
     z_dose: np.ndarray | None = None,
-) -> dict[str, np.ndarray]:
-    """Values of the model's sample sites (numpyro names) for a recovery truth.
+) -> np.ndarray:
+    """The coordinates ``x`` (of :class:`EvidencePosterior`) of a recovery truth.
 
     ``z``: standardised shared parameters (theta = transform(loc + sd * z));
-    ``tau``, ``z_cell``: the hierarchy (default: no cell-line deviation);
-    ``z_dose``: standardised unknown doses (default: their prior medians).
+    ``tau``, ``z_cell``: the hierarchy (default: tau 0.1 and no cell-line deviation);
+    ``z_dose``: standardised unknown doses (default: their prior medians). Noise SDs
+    and blot scales (if the problem has any) sit at their prior's centre.
     """
-    pri = problem.priors
-    n_hier = int(np.sum(pri.hierarchical))
-    n_lines = problem.base_rows.shape[0]
-    n_nuis = len(problem.arrays.nuisance_names)
+    param = problem.parameterisation
     z = np.asarray(z, dtype=np.float64)
-    if z.shape != (pri.n,):
-        raise ValueError(f"z has shape {z.shape}, expected ({pri.n},)")
-    point = {"z": z}
-    if n_hier:
-        point["tau"] = np.full(n_hier, 0.1) if tau is None else np.asarray(tau, float)
-        point["z_cell"] = (
-            np.zeros((n_lines, n_hier)) if z_cell is None else np.asarray(z_cell, float)
-        )
-    if n_nuis:
-        point["z_dose"] = np.zeros(n_nuis) if z_dose is None else np.asarray(z_dose, float)
-    return point
+    if z.shape != (param.n,):
+        raise ValueError(f"z has shape {z.shape}, expected ({param.n},)")
+    sizes = block_sizes(problem_data(problem))
+    given = {
+        "z": z,
+        "log_tau": None if tau is None else np.log(np.asarray(tau, dtype=float)),
+        "z_cell": None if z_cell is None else np.asarray(z_cell, dtype=float),
+        "z_dose": None if z_dose is None else np.asarray(z_dose, dtype=float),
+    }
+    center = split(EvidencePosterior(problem).initial_point(), problem_data(problem))
+    defaults = {"log_tau": np.full(sizes["log_tau"], np.log(0.1))}
+    parts = []
+    for name, shape in sizes.items():
+        value = given.get(name)
+        if value is None:
+            value = defaults.get(name, np.asarray(getattr(center, name)))
+        if np.shape(value) != shape:
+            raise ValueError(f"{name} has shape {np.shape(value)}, expected {shape}")
+        parts.append(np.ravel(value))
+    return np.concatenate(parts)
 
 
-def _contrasts_at(problem: Problem, point: dict) -> np.ndarray:
-    """Every unit's contrast at every candidate time, [n_units, K], at ``point``."""
-    data = problem_data(problem)
-    with handlers.seed(rng_seed=0), handlers.substitute(data=point):
-        rows, inputs, _, _ = sample_parameters(problem, data)
-    obs, ok = simulate_problem(problem, data, rows, inputs)  # simulate_arrays is jitted
+def _contrasts_at(problem: EvidenceProblem, x: np.ndarray) -> np.ndarray:
+    """Every unit's contrast at every candidate time, [n_units, K], at ``x``."""
+    data = jax.tree.map(jnp.asarray, problem_data(problem))
+    sites = split(jnp.asarray(x), data)
+    rows = parameter_rows(data, sites)
+    inputs = inputs_with_doses(data, doses_of(data, sites))
+    obs, ok = simulate_conditions(problem, data, rows, inputs)  # simulate_arrays is jitted
     ok = np.asarray(ok)
     if not ok.all():
         batch = problem.arrays.batch
@@ -73,9 +91,7 @@ def _contrasts_at(problem: Problem, point: dict) -> np.ndarray:
             f"recovery truth: {len(failed)} condition solves failed ({', '.join(failed[:5])}"
             f"{', ...' if len(failed) > 5 else ''}); choose a truth where every condition solves"
         )
-    ev = evidence_data(problem.arrays)
-    ev = jax.tree.map(jnp.asarray, ev)
-    return np.asarray(unit_deltas(ev, obs, jnp.asarray(ok)))
+    return np.asarray(unit_deltas(data.ev, obs, jnp.asarray(ok)))
 
 
 def _median_candidate(logw: np.ndarray, quantile: float) -> np.ndarray:
@@ -86,13 +102,14 @@ def _median_candidate(logw: np.ndarray, quantile: float) -> np.ndarray:
 
 
 def simulated_evidence(
-    problem: Problem,
-    point: dict,
+    problem: EvidenceProblem,
+    point: np.ndarray,
     log_sd: float = 0.3,
     noise_seed: int | None = None,
     time_quantile: float = 0.5,
-) -> Problem:
-    """The problem with its evidence replaced by its quantitative twin at ``point``.
+) -> EvidenceProblem:
+    """The problem with its evidence replaced by its quantitative twin at ``point``
+    (coordinates ``x``, see :func:`truth_point`).
 
     One value row per unit (row id ``<row>#<unit>``), value = the unit's contrast at
     the truth (plus Normal(0, ``log_sd``) noise when ``noise_seed`` is given), known
@@ -166,33 +183,29 @@ def simulated_evidence(
         problem.model,
         problem.solver,
         twin,
-        problem.priors,
+        problem.parameterisation,
         problem.likelihood,
         tau_scale=problem.tau_scale,
-        noise_scale=problem.noise_scale,
-        blot_scale_sd=problem.blot_scale_sd,
     )
 
 
-def standardised_quantities(problem: Problem, params: dict) -> dict[str, np.ndarray]:
-    """Shared, cell-line and dose coordinates of sample-site values, in prior-SD units.
+def standardised_quantities(problem: EvidenceProblem, xs: np.ndarray) -> dict[str, np.ndarray]:
+    """Shared, cell-line and dose coordinates of points ``xs`` [..., n], in prior-SD units.
 
-    ``params``: site values (``z``, ``tau``, ``z_cell``, ``z_dose``), each with an
-    optional leading draw axis. Returns ``shared`` [..., n_est] (= z), ``cell``
-    [..., n_lines, n_hier] ((u_c - loc) / sd of the cell-line-specific parameters,
-    u_c = loc + sd z + tau z_c) and ``dose`` [..., n_nuisance] (= z_dose).
+    Returns ``shared`` [..., n_est] (= z), ``cell`` [..., n_lines, n_hier]
+    ((u_c - loc) / sd of the cell-line-specific parameters, u_c = loc + sd z + tau z_c)
+    and ``dose`` [..., n_nuisance] (= z_dose).
     """
-    pri = problem.priors
-    z = np.asarray(params["z"])
-    out = {"shared": z}
-    hier = np.flatnonzero(pri.hierarchical)
+    sites = split(np.asarray(xs, dtype=np.float64), problem_data(problem))
+    param = problem.parameterisation
+    out = {"shared": sites.z}
+    hier = np.asarray(param.hier_index, dtype=int)
     if hier.size:
-        sd = np.asarray(pri.sd)[hier]
-        tau = np.asarray(params["tau"])
-        z_cell = np.asarray(params["z_cell"])
-        out["cell"] = z[..., None, hier] + tau[..., None, :] * z_cell / sd
-    if "z_dose" in params:
-        out["dose"] = np.asarray(params["z_dose"])
+        sd = np.asarray(param.sd)[hier]
+        tau = np.exp(sites.log_tau)
+        out["cell"] = sites.z[..., None, hier] + tau[..., None, :] * sites.z_cell / sd
+    if sites.z_dose.shape[-1]:
+        out["dose"] = sites.z_dose
     return out
 
 

@@ -5,10 +5,14 @@ from ._bdf import BDFInterpolation as BDFInterpolation
 from ._bdf import BDFState as BDFState
 from ._bdf import BDFStatistics as BDFStatistics
 from ._bdf import bdf_statistics as bdf_statistics
+from ._events import NO_STEADY_STATE as NO_STEADY_STATE
+from ._events import OK as OK
 from ._events import STATUS_TEXT as STATUS_TEXT
 from ._events import EventSolution as EventSolution
 from ._events import EventSystem as EventSystem
+from ._events import controller as controller
 from ._events import solve_with_events as solve_with_events
+from ._events import status_of as status_of
 from ._loading import BUILTIN_MODELS as BUILTIN_MODELS
 from ._loading import load_model as load_model
 from ._model import CellLine as CellLine
@@ -17,6 +21,7 @@ from ._model import InputSpec as InputSpec
 from ._model import ObservableSpec as ObservableSpec
 from ._model import ODEModel as ODEModel
 from ._model import ParameterSpec as ParameterSpec
+from ._model import condition_inputs as condition_inputs
 from ._simulate import ConditionBatch as ConditionBatch
 from ._simulate import Simulation as Simulation
 from ._simulate import basal_state as basal_state

@@ -40,6 +40,7 @@ and a config points at it with ``model: path/to/file.py:Decay``.
 from __future__ import annotations
 
 import abc
+import inspect
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -155,20 +156,24 @@ class CellLine:
         return hash((self.name, tuple(sorted(self.factors.items())), self.aliases))
 
 
+#: Declarations a model may leave out, and what they then are.
+OPTIONAL_DECLARATIONS = {"inputs": (), "cell_lines": (CellLine("default"),)}
+
+
 @dataclass(frozen=True)
 class ODEModel(abc.ABC):
-    """Base class of all il6rcc models. Subclasses declare the class variables below.
+    """The interface of all il6rcc models: abstract, and every concrete model is final
+    (the equinox pattern: a model that needs a variation of another wraps it or shares
+    an abstract base with it; it never subclasses a concrete model).
 
-    Instances are frozen dataclasses: two instances with equal fields (e.g. the same
-    mechanism variant) are equal and hash equal, so jitted simulation compiles once.
+    A model declares ``name``, ``states``, ``parameters`` and ``observables`` (and, when
+    it has them, ``inputs`` and ``cell_lines``; left out they are none and one
+    ``default`` line), as class attributes or as properties, and implements
+    ``vector_field`` and ``observe``. Instances are frozen dataclasses: two instances
+    with equal fields (e.g. the same mechanism variant) are equal and hash equal, so
+    jitted simulation compiles once.
     """
 
-    name: ClassVar[str]
-    states: ClassVar[tuple[str, ...]]
-    parameters: ClassVar[tuple[ParameterSpec, ...]]
-    inputs: ClassVar[tuple[InputSpec, ...]] = ()
-    observables: ClassVar[tuple[ObservableSpec, ...]]
-    cell_lines: ClassVar[tuple[CellLine, ...]] = (CellLine("default"),)
     #: States whose basal value is fixed by ``initial_guess`` instead of solved for
     #: (integrators of growth, whose derivative is zero at any basal state).
     accumulator_states: ClassVar[tuple[str, ...]] = ()
@@ -182,6 +187,50 @@ class ODEModel(abc.ABC):
     #: the same line and setting): when set, the simulator also solves the basal state
     #: under these inputs alone and passes it to :meth:`anchor`. None: no reference.
     reference_inputs: ClassVar[tuple[str, ...] | None] = None
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        for base in cls.__mro__[1:]:
+            if base is not ODEModel and issubclass(base, ODEModel) and not inspect.isabstract(base):
+                raise TypeError(
+                    f"{cls.__name__} subclasses {base.__name__}, a concrete model: concrete "
+                    f"models are final. Share an abstract base (one that leaves a member "
+                    f"abstract) or wrap the model instead."
+                )
+        for name, default in OPTIONAL_DECLARATIONS.items():
+            if getattr(getattr(cls, name, None), "__isabstractmethod__", False):
+                setattr(cls, name, default)  # left out: none (set before ABC counts it)
+
+    # ------------------------------------------------------------------ declarations
+    @property
+    @abc.abstractmethod
+    def name(self) -> str:
+        """The model's name."""
+
+    @property
+    @abc.abstractmethod
+    def states(self) -> tuple[str, ...]:
+        """Names of the state variables."""
+
+    @property
+    @abc.abstractmethod
+    def parameters(self) -> tuple[ParameterSpec, ...]:
+        """The parameters (unit, default, literature source)."""
+
+    @property
+    @abc.abstractmethod
+    def inputs(self) -> tuple[InputSpec, ...]:
+        """The condition inputs (perturbations); none when a model leaves them out."""
+
+    @property
+    @abc.abstractmethod
+    def observables(self) -> tuple[ObservableSpec, ...]:
+        """What assays read out, in the order :meth:`observe` returns them."""
+
+    @property
+    @abc.abstractmethod
+    def cell_lines(self) -> tuple[CellLine, ...]:
+        """Named parameter sets over the defaults; one ``default`` line when left out."""
 
     # ------------------------------------------------------------------ interface
     @abc.abstractmethod

@@ -12,6 +12,7 @@ from typing import Literal
 
 import diffrax
 import optimistix as optx
+from pydantic import ConfigDict
 
 from ..errors import ModelSpecError, choices
 from ._bdf import BDF
@@ -56,7 +57,8 @@ Batching = Literal["vmap", "map"]
 
 @dataclass(frozen=True)
 class SolverSettings:
-    """How ODEs are solved.
+    """How ODEs are solved: the ``solver`` section of a job config (validated there,
+    with unknown keys refused; defaults live here, once).
 
     Attributes:
         solver: name in :data:`SOLVERS`.
@@ -81,6 +83,8 @@ class SolverSettings:
             steps with max/0.1, and finishes in 395 steps with rms/0.1 (CVODES's
             weighted RMS norm).
     """
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
 
     solver: str = "kvaerno5"
     rtol: float = 1e-6
@@ -115,9 +119,13 @@ class SolverSettings:
             problems.append(f"batching {self.batching!r} is unknown; valid: 'map', 'vmap'")
         for name in ("rtol", "atol", "equilibration_time", "steady_state_tol", "root_tol_factor"):
             value = getattr(self, name)
-            if not (isinstance(value, int | float) and value > 0):
+            if not (isinstance(value, int | float) and not isinstance(value, bool) and value > 0):
                 problems.append(f"{name} must be a number > 0, got {value!r}")
-        if not (isinstance(self.max_steps, int) and self.max_steps > 0):
+        if not (
+            isinstance(self.max_steps, int)
+            and not isinstance(self.max_steps, bool)
+            and self.max_steps > 0
+        ):
             problems.append(f"max_steps must be an integer > 0, got {self.max_steps!r}")
         if problems:
             raise ModelSpecError("invalid solver settings: " + "; ".join(problems))

@@ -24,6 +24,7 @@ from ._export import export_problem as export_problem
 from ._export import model_expressions as model_expressions
 from ._fit import LaplaceResult as LaplaceResult
 from ._fit import MapResult as MapResult
+from ._fit import PetabPosterior as PetabPosterior
 from ._fit import Propagated as Propagated
 from ._fit import fit_map as fit_map
 from ._fit import laplace_approximation as laplace_approximation

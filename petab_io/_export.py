@@ -48,8 +48,7 @@ from petab.v1 import C
 from petab.v1.math import petab_math_str
 
 from ..errors import PetabError
-from ..models import Condition, ODEModel
-from ..models._model import condition_inputs
+from ..models import Condition, ODEModel, condition_inputs
 from ._lint import DISTRIBUTIONS, TRANSFORMATIONS
 
 COMPARTMENT = "cell"

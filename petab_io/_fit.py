@@ -1,31 +1,36 @@
-"""Maximum a posteriori (MAP) multi-start fits of PEtab problems and their Laplace
-approximation.
+"""PEtab problems on the one fitting path: the posterior adapter, and the MAP +
+Laplace fits that derive transfer priors.
 
-The objective is the negative log-posterior ``-(llh(theta) + log_prior(theta))`` of
-the estimated parameters ``theta`` on their PEtab scales (:func:`make_llh`,
-:func:`make_log_prior`). Bounds are handled by optimising an unconstrained vector
-``z`` with ``theta = lower + (upper - lower) * sigmoid(z)``; each start is one
-optimistix BFGS solve (sequential starts: they share one compiled solve).
+:class:`PetabPosterior` is the :class:`~il6rcc.inference.Posterior` of a PEtab problem:
+the PEtab likelihood times the problem's objective priors, restricted to the parameter
+bounds (parameters without a prior are flat within their bounds on their estimation
+scale, the PEtab convention). Its coordinates are ``z`` with ``theta = lower + (upper -
+lower) * sigmoid(z)`` on the PEtab scales; the flat prior within the bounds is a unit
+Logistic on ``z``. ``il6rcc fit`` (``model: {petab: problem.yaml}``) and ``il6rcc petab
+fit`` run it through the same pipeline as every other problem.
 
-The Laplace approximation at the best optimum uses the Hessian ``H`` of the negative
-log-posterior with respect to the parameters that are not at a bound (parameters at a
-bound are conditioned on: a Gaussian there would be meaningless). ``H`` is either
+:func:`fit_map` is the MAP of the same objective *without* the Jacobian of the bounds
+transform (the mode of the posterior on the PEtab scales, as PEtab tools report it),
+found by the one optimiser (:func:`il6rcc.inference.minimise`, BFGS, one compiled
+program for all starts). :func:`laplace_approximation` is the Gaussian there, on the
+PEtab scales, with the Hessian ``H`` of the negative log-posterior with respect to the
+parameters that are not at a bound (parameters at a bound are conditioned on: a
+Gaussian there would be meaningless). ``H`` is either
 
-* ``"hessian"``: central finite differences of the exact (reverse-mode) gradient of
-  the log-likelihood, plus the exact Hessian of the log-prior; or
+* ``"hessian"``: the one finite-difference rule (:func:`il6rcc.inference.fd_hessian`)
+  on the exact gradient of the log-likelihood, plus the exact Hessian of the log-prior;
 * ``"fisher"``: the expected Fisher information of the measurements, from forward
   sensitivities of the simulated observables and noise parameters (cheaper for large
   problems; equal to the Hessian in expectation at the true parameters), plus the
   log-prior's Hessian.
 
-With ``H = V diag(lambda) V^T``, directions with ``lambda`` below a floor
-``1 / sigma_box^2`` (``sigma_box``: the standard deviation ``width / sqrt(12)`` of a
-uniform distribution over the median bounds' width of the free parameters) are *not
-identifiable*: the data constrain them less than typical bounds do. The covariance
-is the pseudo-inverse with those eigenvalues raised to the floor,
-``V diag(1 / max(lambda, floor)) V^T``. A parameter is identifiable when it is not
-at a bound and its marginal standard deviation is below ``sd_identifiable`` (default
-one unit of its scale: a decade for ``log10`` parameters).
+It is inverted by the one floor rule (:func:`il6rcc.inference.floored_inverse`), with
+the floor these coordinates call for: ``1 / sigma_box^2`` (``sigma_box``: the standard
+deviation ``width / sqrt(12)`` of a uniform distribution over the median bounds' width
+of the free parameters): directions below it are *not identifiable* (the data
+constrain them less than typical bounds do). A parameter is identifiable when it is
+not at a bound and its marginal standard deviation is below ``sd_identifiable``
+(default one unit of its scale: a decade for ``log10`` parameters).
 """
 
 from __future__ import annotations
@@ -35,17 +40,32 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optimistix as optx
 import pandas as pd
 
 from ..errors import PetabError
+from ..inference import (
+    BfgsStepper,
+    DrawLayout,
+    Posterior,
+    fd_hessian,
+    floored_inverse,
+    minimise,
+    walled_value_and_grad,
+)
 from ..models import SolverSettings
 from ..runtime import require_x64
-from ._likelihood import DEFAULT_SOLVER, _evaluate, make_llh, make_log_prior
+from ._likelihood import (
+    DEFAULT_SOLVER,
+    _evaluate,
+    make_llh,
+    make_log_prior,
+    measurement_log_likelihoods,
+)
 from ._problem import PetabProblem
 
 #: Margin (fraction of the bounds' width) of a start placed on a bound: the sigmoid
@@ -377,13 +397,6 @@ def fit_map(
     def objective_z(z, args):
         return objective(lo + width * jax.nn.sigmoid(z))
 
-    bfgs = optx.BFGS(rtol=rtol, atol=atol)
-
-    @jax.jit
-    def solve(z0):
-        sol = optx.minimise(objective_z, bfgs, z0, max_steps=max_steps, throw=False)
-        return sol.value, sol.result == optx.RESULTS.successful, sol.stats["num_steps"]
-
     def log_posterior(theta) -> float:  # host side, reusing the compiled llh and prior
         theta = jnp.asarray(theta)
         value = float(llh(theta)) + float(log_prior(theta))
@@ -395,30 +408,33 @@ def fit_map(
     kinds, starts = _starts(
         problem, log_posterior, n_starts, seed, include_nominal, jitter, lower, upper, max_resample
     )
+    value_and_grad = walled_value_and_grad(objective_z)
+    stepper = BfgsStepper(value_and_grad, rtol, atol)
     t0 = time.perf_counter()
-    compiled = solve.lower(jnp.asarray(_to_z(starts[0], lower, upper))).compile()
+    value_and_grad(_to_z(starts[0], lower, upper), None)  # compiles the gradient (one call)
     compile_seconds = time.perf_counter() - t0
-    thetas, lls, lps, steps, conv, secs, start_lps = [], [], [], [], [], [], []
-    for k, start in enumerate(starts):
-        start_lps.append(log_posterior(start))
-        t0 = time.perf_counter()
-        z, ok, n = compiled(jnp.asarray(_to_z(start, lower, upper)))
-        theta = np.asarray(lo + width * jax.nn.sigmoid(z))
+    start_lps = [log_posterior(start) for start in starts]
+
+    def say(line: str) -> None:
+        if verbose and " done:" in line:
+            print(f"{problem.name} {line}", flush=True)
+
+    found = minimise(
+        value_and_grad,
+        np.array([_to_z(start, lower, upper) for start in starts]),
+        max_steps=max_steps,
+        progress=say,
+        stepper=stepper,
+        label="MAP",
+    )
+    thetas, lls, lps = [], [], []
+    for z in found.xs:
+        theta = np.asarray(lo + width * jax.nn.sigmoid(jnp.asarray(z)))
         ll = float(llh(jnp.asarray(theta)))
-        lp = ll + float(log_prior(jnp.asarray(theta)))
-        secs.append(time.perf_counter() - t0)
         thetas.append(theta)
         lls.append(ll)
-        lps.append(lp)
-        steps.append(int(n))
-        conv.append(bool(ok))
-        if verbose:
-            print(
-                f"{problem.name} start {k} ({kinds[k]}): log-posterior {start_lps[-1]:.6f} "
-                f"-> {lp:.6f}, log-likelihood {ll:.6f}, {int(n)} steps, converged {bool(ok)}, "
-                f"{secs[-1]:.1f} s",
-                flush=True,
-            )
+        lps.append(ll + float(log_prior(jnp.asarray(theta))))
+    steps, conv, secs = list(found.steps), list(found.converged), list(found.seconds)
     lps_arr = np.array(lps)
     best = int(np.nanargmax(np.where(np.isfinite(lps_arr), lps_arr, -np.inf)))
     lap = None
@@ -490,40 +506,25 @@ def _fisher_information(problem: PetabProblem, solver: SolverSettings, theta, fr
 def _likelihood_hessian_fd(
     problem: PetabProblem, solver: SolverSettings, theta, free, scheme: str, batch: int
 ):
-    """Finite differences of the exact gradient: ``(-d2 llh [n_free, n_free],
-    d llh [n_free])``.
-
-    ``scheme``: ``central`` (two gradients per parameter, error O(h^2)) or ``forward``
-    (one, O(h)); ``batch``: gradients evaluated together (vmapped)."""
+    """The one finite-difference rule on the exact gradient of the log-likelihood:
+    ``(-d2 llh [n_free, n_free], d llh [n_free])``; ``batch`` gradients are evaluated
+    together (vmapped)."""
     llh, _ = make_llh(problem, solver)
     grad = jax.jit(jax.vmap(jax.grad(llh)))
-    free_idx = np.flatnonzero(free)
-    steps = HESSIAN_STEP * np.eye(theta.size)[free_idx]
-    if scheme == "central":
-        points, base = np.concatenate([theta + steps, theta - steps]), None
-    elif scheme == "forward":
-        points, base = theta + steps, theta[None]
-    else:
-        raise PetabError(
-            f"unknown finite-difference scheme {scheme!r}; valid: 'central', 'forward'"
-        )
-    if base is not None:
-        points = np.concatenate([base, points])
-    pad = (-len(points)) % batch
-    padded = np.concatenate([points, np.repeat(points[-1:], pad, axis=0)])
-    grads = np.concatenate(
-        [np.asarray(grad(jnp.asarray(chunk))) for chunk in np.split(padded, len(padded) // batch)]
-    )[: len(points), free_idx]
-    m = free_idx.size
-    if scheme == "central":
-        h = -(grads[:m] - grads[m:]).T / (2.0 * HESSIAN_STEP)
-        gradient = 0.5 * (grads[:m] + grads[m:]).mean(axis=0)  # g(theta) + O(h^2)
-    else:
-        h = -(grads[1:] - grads[0]).T / HESSIAN_STEP
-        gradient = grads[0]
+
+    def gradients(points):
+        pad = (-len(points)) % batch
+        padded = np.concatenate([points, np.repeat(points[-1:], pad, axis=0)])
+        chunks = np.split(padded, len(padded) // batch)
+        return np.concatenate([np.asarray(grad(jnp.asarray(c))) for c in chunks])[: len(points)]
+
+    try:
+        h, gradient = fd_hessian(gradients, theta, HESSIAN_STEP, np.flatnonzero(free), scheme)
+    except ValueError as err:
+        raise PetabError(str(err)) from None
     if not np.all(np.isfinite(h)):
         raise PetabError(f"{problem.name}: non-finite gradient near the MAP")
-    return 0.5 * (h + h.T), gradient
+    return -h, gradient
 
 
 def laplace_approximation(
@@ -565,8 +566,12 @@ def laplace_approximation(
     h_free = h_free + prior_block
     sigma_box = float(np.median(width[free_idx])) / math.sqrt(12.0) if free_idx.size else 1.0
     floor = 1.0 / sigma_box**2
-    eigenvalues, eigenvectors = np.linalg.eigh(h_free)
-    cov_free = (eigenvectors / np.maximum(eigenvalues, floor)) @ eigenvectors.T
+    inverse = floored_inverse(h_free, floor)
+    eigenvalues, eigenvectors, cov_free = (
+        inverse.eigenvalues,
+        inverse.eigenvectors,
+        inverse.covariance,
+    )
     hessian = np.full((n, n), np.nan)
     covariance = np.full((n, n), np.nan)
     hessian[np.ix_(free_idx, free_idx)] = h_free
@@ -634,8 +639,126 @@ def propagate(
     return Propagated(value, sd, sources, n_identifiable, not_identifiable)
 
 
+# --------------------------------------------------------------- the adapter
+def scale_label(parameter_id: str, scale: str) -> str:
+    """How a PEtab-scale value is named in run outputs: ``log10(k)``, ``ln(k)`` or ``k``."""
+    return {"log10": f"log10({parameter_id})", "log": f"ln({parameter_id})"}.get(
+        scale, parameter_id
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class PetabPosterior(Posterior):
+    """The :class:`~il6rcc.inference.Posterior` of a PEtab problem (see the module
+    docstring): coordinates ``z`` [n_estimated], ``theta`` on the PEtab scales (named
+    ``log10(id)`` / ``ln(id)`` / ``id`` in the outputs), the pointwise log-likelihood of
+    every measurement (``y``)."""
+
+    problem: PetabProblem
+    solver: SolverSettings = DEFAULT_SOLVER
+
+    def __post_init__(self) -> None:
+        _bounds(self.problem)  # finite bounds, lower < upper: a clear error otherwise
+
+    @cached_property
+    def _theta_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.problem.parameters.bounds_theta
+
+    @cached_property
+    def _log_prior(self):
+        return make_log_prior(self.problem)
+
+    def theta(self, z):
+        lower, upper = self._theta_bounds
+        return jnp.asarray(lower) + jnp.asarray(upper - lower) * jax.nn.sigmoid(z)
+
+    def z_of(self, theta) -> np.ndarray:
+        """PEtab-scale values -> coordinates (host side)."""
+        lower, upper = self._theta_bounds
+        return _to_z(np.asarray(theta, dtype=np.float64), lower, upper)
+
+    @property
+    def data(self) -> dict:
+        return {}  # the problem's numbers are constants of its compiled simulation
+
+    def initial_point(self) -> np.ndarray:
+        return np.zeros(len(self.problem.parameters.estimated_ids))
+
+    def _evaluate(self, z):
+        theta = self.theta(z)
+        simulated, sigma, ok, _ = _evaluate(self.problem, self.solver, theta)
+        ll = measurement_log_likelihoods(
+            self.problem, jnp.where(ok, simulated, 1.0), jnp.where(ok, sigma, 1.0)
+        )
+        ll = jnp.where(ok, ll, -jnp.inf)
+        # z ~ Logistic(0, 1) is the flat prior within the bounds (theta uniform)
+        log_flat = jnp.sum(jax.nn.log_sigmoid(z) + jax.nn.log_sigmoid(-z))
+        lp = log_flat + self._log_prior(theta) + jnp.sum(ll)
+        return theta, ll, ok, jnp.where(jnp.isnan(lp), -jnp.inf, lp)
+
+    def log_density(self, x, data):
+        return self._evaluate(x)[-1]
+
+    def natural(self, x, data) -> dict:
+        return {"theta": self.theta(x)}
+
+    def simulated_observables(self, theta):
+        """[n_measurements] simulated observable of every measurement at ``theta``
+        (PEtab scales); NaN where the simulation failed."""
+        simulated, _, ok, _ = _evaluate(self.problem, self.solver, theta)
+        return jnp.where(ok, simulated, jnp.nan)
+
+    def record(self, x, data) -> dict:
+        theta, ll, ok, lp = self._evaluate(x)
+        return {"theta": theta, "y": ll, "n_failed": jnp.sum(~ok), "log_density": lp}
+
+    def prior_sample(self, key, n: int, data) -> np.ndarray:
+        """The bounded prior with the objective priors: uniform proposals within the
+        bounds, resampled by importance weight."""
+        lower, upper = self._theta_bounds
+        k1, k2 = jax.random.split(key)
+        u = np.asarray(jax.random.uniform(k1, (20 * n, len(lower))))
+        proposals = lower + (upper - lower) * u
+        logw = np.asarray(jax.jit(lambda p: jax.lax.map(self._log_prior, p))(proposals))
+        logw = np.where(np.isfinite(logw), logw, -np.inf)
+        w = np.exp(logw - logw.max())
+        pick = np.asarray(jax.random.choice(k2, len(w), (n,), p=jnp.asarray(w / w.sum())))
+        return self.z_of(proposals[pick])
+
+    @property
+    def coordinate_names(self) -> tuple[str, ...]:
+        return tuple(self.problem.parameters.estimated_ids)
+
+    @property
+    def layout(self) -> DrawLayout:
+        table = self.problem.parameters
+        labels = [
+            scale_label(pid, table.scales[i])
+            for pid, i in zip(table.estimated_ids, table.estimated_index, strict=True)
+        ]
+        measurements = self.problem.measurement_table.reset_index(drop=True)
+        return DrawLayout(
+            posterior=("theta",),
+            log_likelihood="y",
+            dims={"theta": ("parameter",), "y": ("measurement",)},
+            coords={
+                "parameter": labels,
+                "measurement": [f"m{i}" for i in range(self.problem.n_measurements)],
+            },
+            observed={"y": np.asarray(self.problem.measurements)},
+            observation_coords={
+                "observable": (
+                    "measurement",
+                    measurements["observableId"].astype(str).tolist(),
+                )
+            },
+        )
+
+
 __all__ = [
     "BOUND_TOLERANCE",
+    "PetabPosterior",
+    "scale_label",
     "LaplaceResult",
     "MapResult",
     "Propagated",

@@ -59,15 +59,15 @@ class SbmlModel(ODEModel):
 
     # ------------------------------------------------------------------ declarations
     @property
-    def name(self) -> str:  # type: ignore[override]
+    def name(self) -> str:
         return self.spec.model_id
 
     @property
-    def states(self) -> tuple[str, ...]:  # type: ignore[override]
+    def states(self) -> tuple[str, ...]:
         return self.spec.state_ids
 
     @cached_property
-    def parameters(self) -> tuple[ParameterSpec, ...]:  # type: ignore[override]
+    def parameters(self) -> tuple[ParameterSpec, ...]:
         out = []
         for pid, value in zip(self.spec.parameter_ids, self.spec.parameter_values, strict=True):
             finite = value == value and abs(value) != float("inf")
@@ -85,7 +85,7 @@ class SbmlModel(ODEModel):
         return tuple(out)
 
     @cached_property
-    def inputs(self) -> tuple[InputSpec, ...]:  # type: ignore[override]
+    def inputs(self) -> tuple[InputSpec, ...]:
         values = tuple(
             InputSpec(f"{s}__initial", "state units", f"initial value of {s!r} when set")
             for s in self.states
@@ -102,7 +102,7 @@ class SbmlModel(ODEModel):
         return values + flags
 
     @cached_property
-    def observables(self) -> tuple[ObservableSpec, ...]:  # type: ignore[override]
+    def observables(self) -> tuple[ObservableSpec, ...]:
         return tuple(ObservableSpec(s, "state units", f"state {s!r}") for s in self.states)
 
     # ------------------------------------------------------------------ equations

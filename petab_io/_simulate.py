@@ -29,8 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..models import STATUS_TEXT, SolverSettings, solve_with_events
-from ..models._events import OK, controller, status_of
+from ..models import OK, STATUS_TEXT, SolverSettings, controller, solve_with_events, status_of
 from ._events import SbmlEvents
 from ._problem import PetabProblem
 from ._steady import conservation_laws, steady_state

@@ -31,8 +31,7 @@ import numpy as np
 import optimistix as optx
 import scipy.linalg
 
-from ..models import SolverSettings
-from ..models._events import NO_STEADY_STATE, OK, controller, status_of
+from ..models import NO_STEADY_STATE, OK, SolverSettings, controller, status_of
 from ._model import SbmlModel
 
 #: Horizon (model time units) of the fallback integration; it stops as soon as the

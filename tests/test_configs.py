@@ -79,6 +79,17 @@ BAD = {
     "unknown solver": (lambda d: d.update(solver={"solver": "rk45"}), "rk45"),
     "unknown weighting": (lambda d: d.update(likelihood={"weighting": "rows"}), "weighting"),
     "unknown parameter": (lambda d: d["priors"].update(estimate=["a", "kk"]), "kk"),
+    # keys that once existed but never did anything are refused, not silently accepted
+    "dead key nuts.init": (lambda d: d["inference"]["nuts"].update(init="map"), "nuts.init"),
+    "dead key posterior_predictive_draws": (
+        lambda d: d["inference"].update(posterior_predictive_draws=100),
+        "posterior_predictive_draws",
+    ),
+    "unknown solver key": (lambda d: d.update(solver={"rtoll": 1e-6}), "solver.rtoll"),
+    "bad likelihood value": (
+        lambda d: d.update(likelihood={"not_significant_floor": 1.5}),
+        "not_significant_floor",
+    ),
 }
 
 
@@ -105,3 +116,45 @@ def test_all_problems_reported_in_one_pass(tmp_path):
         load_config(_bad(tmp_path, edit))
     text = str(err.value)
     assert "num_sample" in text and "num_samples" in text and "num_chains" in text
+
+
+def test_settings_are_the_libraries_own_objects():
+    """The validated sections are what the library takes: no copy of their defaults."""
+    from il6rcc.inference import Gates, LikelihoodSettings, MapSettings, NutsSettings
+    from il6rcc.models import SolverSettings
+
+    cfg = load_config(TINY).config
+    assert isinstance(cfg.solver, SolverSettings) and cfg.solver.rtol == 1e-8
+    assert isinstance(cfg.inference.nuts, NutsSettings) and cfg.inference.nuts.num_warmup == 60
+    assert isinstance(cfg.inference.map, MapSettings)
+    assert isinstance(cfg.likelihood, LikelihoodSettings)
+    assert isinstance(cfg.diagnostics, Gates) and cfg.diagnostics.min_ess_bulk == 50
+
+
+def test_help_shows_the_shipped_budgets(capsys):
+    with pytest.raises(SystemExit):
+        main(["petab", "fit", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    petab = load_config(SHIPPED / "petab.yaml").config.inference
+    assert f"NUTS draws per chain after warmup ({petab.nuts.num_samples})" in text
+    assert f"warmup iterations per chain ({petab.nuts.num_warmup})" in text
+
+
+def test_a_user_config_anywhere_extends_a_shipped_one(tmp_path):
+    own = tmp_path / "elsewhere" / "mine.yaml"
+    own.parent.mkdir()
+    own.write_text("extends: il6rcc:default\nname: mine\ninference: {seed: 3}\n")
+    loaded = load_config(own)
+    default = load_config(SHIPPED / "default.yaml").config
+    assert loaded.config.name == "mine" and loaded.config.inference.seed == 3
+    assert loaded.config.priors == default.priors and loaded.config.inference.method == "map"
+    assert SHIPPED / "default.yaml" in loaded.files and SHIPPED / "base.yaml" in loaded.files
+    variant = tmp_path / "variant.yaml"
+    variant.write_text("extends: il6rcc:variants/socs3_both\n")
+    assert load_config(variant).config.model.variant == "socs3_both"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("extends: il6rcc:defualt\n")
+    with pytest.raises(
+        ConfigError, match="no shipped config 'il6rcc:defualt'; valid: .*il6rcc:default"
+    ):
+        load_config(bad)

@@ -13,16 +13,15 @@ from scipy.stats import multivariate_normal, norm
 
 from il6rcc.data import build_arrays, columns, load_evidence
 from il6rcc.inference import (
+    EvidencePosterior,
     LikelihoodSettings,
     build_priors,
+    evidence_data,
+    hessian_directions,
     make_problem,
-    model_fn,
-    problem_data,
     row_log_likelihood,
+    row_weights,
 )
-from il6rcc.inference._likelihood import evidence_data, row_weights
-from il6rcc.inference._map import hessian_directions, potential_and_unravel
-from il6rcc.inference._model import coordinate_names
 from il6rcc.models import RCCCircuit, SolverSettings
 
 TIGHT = SolverSettings(rtol=1e-10, atol=1e-12)
@@ -50,12 +49,10 @@ def _hand_log_density(z, model, priors, log_fold=0.9, log_sd=0.2):
 
 
 def _potential(problem):
-    data = jax.tree.map(jnp.asarray, problem_data(problem))
-    potential, unravel, flat0, _ = potential_and_unravel(
-        jax.random.PRNGKey(0), model_fn(problem), data
-    )
-    assert flat0.shape == (2,)  # only z: no hierarchy, doses, noise or blots
-    fn = jax.jit(potential)
+    posterior = EvidencePosterior(problem)
+    assert posterior.dim == 2  # only z: no hierarchy, doses, noise or blots
+    data = jax.tree.map(jnp.asarray, posterior.data)
+    fn = jax.jit(lambda x, d: -posterior.log_density(x, d))
     return lambda x: fn(x, data)
 
 
@@ -71,13 +68,11 @@ def tiny_weighted():
     data = {}
     for weighting in ("row", "statement"):
         settings = dataclasses.replace(SETTINGS, weighting=weighting)
-        problem = make_problem(model, TIGHT, arrays, priors, settings)
-        data[weighting] = jax.tree.map(jnp.asarray, problem_data(problem))
-    potential, _, flat0, _ = potential_and_unravel(
-        jax.random.PRNGKey(0), model_fn(problem), data["row"]
-    )
-    assert flat0.shape == (2,)  # only z: no hierarchy, doses, noise or blots
-    return model, priors, jax.jit(potential), data
+        posterior = EvidencePosterior(make_problem(model, TIGHT, arrays, priors, settings))
+        data[weighting] = jax.tree.map(jnp.asarray, posterior.data)
+    assert posterior.dim == 2  # only z: no hierarchy, doses, noise or blots
+    potential = jax.jit(lambda x, d: -posterior.log_density(x, d))
+    return model, priors, potential, data
 
 
 def test_log_density_equals_hand_computation(tiny_weighted):
@@ -118,9 +113,7 @@ def test_hessian_directions_and_coordinate_names():
 
     model, arrays = tiny_arrays()
     problem = make_problem(model, TIGHT, arrays, build_priors(model, ["a", "k"]), SETTINGS)
-    data = jax.tree.map(jnp.asarray, problem_data(problem))
-    _, unravel, flat0, _ = potential_and_unravel(jax.random.PRNGKey(0), model_fn(problem), data)
-    assert coordinate_names(problem, unravel, flat0.shape[0]) == ["a", "k"]
+    assert EvidencePosterior(problem).coordinate_names == ("a", "k")
 
 
 def test_mass_matrix_settings_reach_the_kernel():
@@ -133,7 +126,9 @@ def test_mass_matrix_settings_reach_the_kernel():
         ("dense", False, True, True),
         ("diag", False, True, False),
     ):
-        kernel = make_kernel(lambda data: None, NutsSettings(mass_matrix=kind), inverse)
+        model, arrays = tiny_arrays()
+        problem = make_problem(model, TIGHT, arrays, build_priors(model, ["a", "k"]), SETTINGS)
+        kernel = make_kernel(EvidencePosterior(problem), NutsSettings(mass_matrix=kind), inverse)
         assert (kernel._inverse_mass_matrix is not None) == given, kind
         assert kernel._adapt_mass_matrix == adapt and kernel._dense_mass == dense, kind
 

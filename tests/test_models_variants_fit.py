@@ -21,14 +21,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from numpyro import handlers
 
 from il6rcc.configs import SHIPPED, load_config
-from il6rcc.inference import model_fn, problem_data
-from il6rcc.inference._lbfgs import BatchedObjective, minimise_batched
-from il6rcc.inference._map import potential_and_unravel
-from il6rcc.inference._model import sample_parameters
-from il6rcc.jobs._problem import build_problem
+from il6rcc.inference import (
+    EvidencePosterior,
+    MapSettings,
+    inputs_with_doses,
+    map_multistart,
+    parameter_rows,
+    split,
+)
+from il6rcc.jobs import evidence_problem
 from il6rcc.models import simulate_arrays
 
 pytestmark = pytest.mark.slow
@@ -39,9 +42,9 @@ SHIPPED_JOBS = ["default.yaml"] + sorted(
 N_PRIOR_DRAWS = 200
 
 
-def _problem(name: str, overrides=None):
-    problem, _ = build_problem(load_config(SHIPPED / name, overrides))
-    return problem, jax.tree.map(jnp.asarray, problem_data(problem))
+def _posterior(name: str, overrides=None) -> EvidencePosterior:
+    problem, _ = evidence_problem(load_config(SHIPPED / name, overrides))
+    return EvidencePosterior(problem)
 
 
 @partial(jax.jit, static_argnames=("program", "solver"))
@@ -56,11 +59,11 @@ def _solve_draws(program, solver, rows, inputs, data):
             solver,
             r,
             u,
-            data["param_index"],
-            data["basal_index"],
-            data["basal_param_index"],
-            data["basal_inputs"],
-            data["times"],
+            data.param_index,
+            data.basal_index,
+            data.basal_param_index,
+            data.basal_inputs,
+            data.times,
         )
         return ok, steps
 
@@ -70,18 +73,16 @@ def _solve_draws(program, solver, rows, inputs, data):
 def prior_solve_failures(name: str, n: int = N_PRIOR_DRAWS, seed: int = 20260101):
     """(draws with a failed solve, failed solves, steps of the successful ones) over
     ``n`` prior draws of a shipped job."""
-    problem, data = _problem(name)
+    posterior = _posterior(name)
+    problem, data = posterior.problem, jax.tree.map(jnp.asarray, posterior.data)
+    xs = posterior.prior_sample(jax.random.PRNGKey(seed), n, posterior.data)
 
-    def draw(key):
-        with handlers.seed(rng_seed=key):
-            rows, inputs, _, _ = sample_parameters(problem, data)
-        return rows, inputs
+    def draw(x):
+        dose = posterior.natural(x, data).get("dose", jnp.zeros(0))
+        return parameter_rows(data, split(x, data)), inputs_with_doses(data, dose)
 
-    rows, inputs = jax.jit(jax.vmap(draw))(jax.random.split(jax.random.PRNGKey(seed), n))
-    keys = ("param_index", "basal_index", "basal_param_index", "basal_inputs", "times")
-    ok, steps = _solve_draws(
-        problem.model.program, problem.solver, rows, inputs, {k: data[k] for k in keys}
-    )
+    rows, inputs = jax.jit(jax.vmap(draw))(jnp.asarray(xs))
+    ok, steps = _solve_draws(problem.model.program, problem.solver, rows, inputs, data)
     ok, steps = np.asarray(ok), np.asarray(steps)
     return int((~ok.all(axis=1)).sum()), int((~ok).sum()), steps[ok]
 
@@ -123,20 +124,13 @@ BUILT_FOR = {
 
 
 def reproduced_at_map(name: str, n_starts: int = 2, max_steps: int = 150, seed: int = 1):
-    """P(reproduced) of every row at the best of ``n_starts`` L-BFGS runs from the prior
+    """P(reproduced) of every row at the best of ``n_starts`` BFGS runs from the prior
     median and a jittered start (the default job's MAP settings, fewer starts)."""
-    problem, data = _problem(name)
-    potential, _, flat0, postprocess = potential_and_unravel(
-        jax.random.PRNGKey(seed), model_fn(problem), data
-    )
-    starts = 0.5 * np.asarray(jax.random.normal(jax.random.PRNGKey(seed), (n_starts, len(flat0))))
-    starts[0] = 0.0
-    xs, values, _ = minimise_batched(
-        BatchedObjective(potential, data, batch=1), starts, max_steps=max_steps, gtol=1e-6
-    )
-    best = np.asarray(xs[int(np.argmin(values))])
-    site = postprocess(jnp.asarray(best), data)
-    return dict(zip(problem.arrays.row_ids, np.asarray(site["reproduced"]), strict=True))
+    posterior = _posterior(name)
+    settings = MapSettings(n_starts=n_starts, max_steps=max_steps, tol=1e-6)
+    best = map_multistart(posterior, jax.random.PRNGKey(seed), settings)
+    site = posterior.compiled.record(best.x[None, :], posterior.data)
+    return dict(zip(posterior.problem.arrays.row_ids, site["reproduced"][0], strict=True))
 
 
 @pytest.mark.parametrize("variant", sorted(BUILT_FOR))

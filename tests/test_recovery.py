@@ -14,9 +14,17 @@ from _tiny import TIMES, closed_form, tiny_arrays
 from scipy.stats import norm
 
 from il6rcc.errors import Il6rccError
-from il6rcc.inference import build_priors, make_problem, map_multistart, model_fn, problem_data
-from il6rcc.inference._map import potential_and_unravel
-from il6rcc.inference._recovery import simulated_evidence, standardised_quantities, truth_point
+from il6rcc.inference import (
+    EvidencePosterior,
+    MapSettings,
+    build_priors,
+    laplace_approximation,
+    make_problem,
+    map_multistart,
+    simulated_evidence,
+    standardised_quantities,
+    truth_point,
+)
 from il6rcc.models import SolverSettings
 
 TIGHT = SolverSettings(rtol=1e-10, atol=1e-12)
@@ -29,7 +37,7 @@ def _tiny_problem():
 
 
 def _truth_contrasts(problem):
-    a, k = np.exp(problem.priors.loc + problem.priors.sd * Z_TRUE)
+    a, k = np.exp(problem.parameterisation.loc + problem.parameterisation.sd * Z_TRUE)
     x = {u: closed_form(a, k, u, TIMES) for u in (0.0, 1.0, 3.0, 0.05)}
     # rows of _tiny: u3 vs ctrl at 4 h; u1 vs ctrl at 1 h; u1 vs ctrl at {1, 4} h with
     # equal weights (the weighted median candidate is 1 h); u0.05 vs ctrl at 1 h
@@ -72,11 +80,15 @@ def test_twin_noise_is_seeded_and_scaled():
 def test_twin_log_density_is_prior_plus_gaussian_rows():
     problem = _tiny_problem()
     twin = simulated_evidence(problem, truth_point(problem, Z_TRUE), log_sd=0.1)
-    data = jax.tree.map(jnp.asarray, problem_data(twin))
-    potential, _, _, _ = potential_and_unravel(jax.random.PRNGKey(0), model_fn(twin), data)
+    posterior = EvidencePosterior(twin)
+    data = jax.tree.map(jnp.asarray, posterior.data)
+    x_true = truth_point(twin, Z_TRUE)
+    np.testing.assert_array_equal(x_true, Z_TRUE)  # only z: no hierarchy, doses or noise
     # at the truth every row sits at its mean: log N(0; 0, 0.1) per row
     expected = norm.logpdf(Z_TRUE).sum() + 4 * norm.logpdf(0.0, scale=0.1)
-    np.testing.assert_allclose(-float(potential(jnp.asarray(Z_TRUE), data)), expected, rtol=1e-9)
+    np.testing.assert_allclose(
+        float(posterior.log_density(jnp.asarray(x_true), data)), expected, rtol=1e-9
+    )
 
 
 def test_tiny_recovery_finds_k_and_leaves_a_at_its_prior():
@@ -87,8 +99,9 @@ def test_tiny_recovery_finds_k_and_leaves_a_at_its_prior():
     than its prior, contains the truth and excludes the prior median."""
     problem = _tiny_problem()
     twin = simulated_evidence(problem, truth_point(problem, Z_TRUE), log_sd=0.05)
-    res = map_multistart(jax.random.PRNGKey(1), model_fn(twin), n_starts=2, data=problem_data(twin))
-    sd = np.sqrt(np.diag(np.linalg.inv(res.hessian)))
+    posterior = EvidencePosterior(twin)
+    res = map_multistart(posterior, jax.random.PRNGKey(1), MapSettings(n_starts=2))
+    sd = np.sqrt(np.diag(np.linalg.inv(laplace_approximation(posterior, res.x).hessian)))
     assert sd[1] < 0.1, sd
     assert abs(res.x[1] - Z_TRUE[1]) < 1.645 * sd[1], (res.x, sd)
     assert abs(res.x[1]) > 1.645 * sd[1]  # the fit moved away from the prior median
@@ -99,14 +112,14 @@ def test_tiny_recovery_finds_k_and_leaves_a_at_its_prior():
 def test_a_truth_whose_solves_fail_is_refused():
     problem = _tiny_problem()
     solver = SolverSettings(rtol=1e-10, atol=1e-12, max_steps=2)
-    bad = make_problem(problem.model, solver, problem.arrays, problem.priors)
+    bad = make_problem(problem.model, solver, problem.arrays, problem.parameterisation)
     with pytest.raises(Il6rccError, match="condition solves failed"):
         simulated_evidence(bad, truth_point(bad, Z_TRUE))
 
 
 def test_standardised_quantities_of_the_hierarchy():
     problem = _tiny_problem()
-    q = standardised_quantities(problem, {"z": np.array([[0.5, -0.5]])})
+    q = standardised_quantities(problem, np.array([[0.5, -0.5]]))
     np.testing.assert_array_equal(q["shared"], [[0.5, -0.5]])
     assert "cell" not in q
 
@@ -173,14 +186,15 @@ CORE_IDENTIFIED = (
 
 
 def _circuit_truth(problem):
-    pri = problem.priors
+    """The truth's parts (z, tau, z_cell, z_dose) in standardised coordinates."""
+    pri = problem.parameterisation
     z = np.array([TRUTH_SHARED[n] for n in pri.names])
     hier = np.flatnonzero(pri.hierarchical)
     tau = np.array(TRUTH_TAU)
     cell = np.array([TRUTH_CELL[line] for line in problem.row_names])
     z_cell = (cell - z[hier]) * np.asarray(pri.sd)[hier] / tau
     z_dose = np.array([TRUTH_DOSE.get(n, 0.0) for n in problem.arrays.nuisance_names])
-    return truth_point(problem, z, tau=tau, z_cell=z_cell, z_dose=z_dose)
+    return {"z": z, "tau": tau, "z_cell": z_cell, "z_dose": z_dose}
 
 
 @pytest.mark.slow
@@ -220,35 +234,26 @@ def test_circuit_recovery_over_the_evidence_design():
     Their intervals stay near the prior and are not tested beyond containing the truth.
     """
     from il6rcc.configs import SHIPPED, load_config
-    from il6rcc.inference import laplace_inverse_mass
-    from il6rcc.jobs._problem import build_problem
+    from il6rcc.inference import sample_gaussian
+    from il6rcc.jobs import evidence_problem
 
-    problem, _ = build_problem(load_config(SHIPPED / "default.yaml"))
-    point = _circuit_truth(problem)
-    twin = simulated_evidence(problem, point, log_sd=0.3)
+    problem, _ = evidence_problem(load_config(SHIPPED / "default.yaml"))
+    truth = _circuit_truth(problem)
+    twin = simulated_evidence(problem, truth_point(problem, **truth), log_sd=0.3)
     assert twin.arrays.n_rows == 241
-    data = problem_data(twin)
-    res = map_multistart(
-        jax.random.PRNGKey(0), model_fn(twin), n_starts=1, max_steps=250, data=data
-    )
+    posterior = EvidencePosterior(twin)
+    res = map_multistart(posterior, jax.random.PRNGKey(0), MapSettings(n_starts=1, max_steps=250))
     # the optimiser must reach the truth's posterior density at least
-    _, unravel, flat0, _ = potential_and_unravel(jax.random.PRNGKey(0), model_fn(twin), data)
-    sites = dict(point, tau=np.log(point["tau"]))  # unconstrained: tau ~ HalfNormal
-    x_true = np.concatenate([np.ravel(sites[k]) for k in sorted(sites)])  # ravel order
-    assert x_true.shape == flat0.shape
-    for k, v in unravel(jnp.asarray(x_true)).items():
-        np.testing.assert_array_equal(np.asarray(v), sites[k])
-    (v_true,), _ = res.objective(x_true[None, :])
-    assert res.potential <= v_true + 1e-6, (res.potential, v_true)
+    x_true = truth_point(twin, **truth)
+    assert x_true.shape == (posterior.dim,)
+    v_true = -posterior.compiled.log_density(x_true, posterior.data)
+    assert res.value <= v_true + 1e-6, (res.value, v_true)
 
-    cov, _, _ = laplace_inverse_mass(res.hessian)
-    flat = res.x + np.random.default_rng(0).multivariate_normal(np.zeros(len(res.x)), cov, 4000)
-    sites_draws = jax.vmap(unravel)(jnp.asarray(flat))
-    sites_draws = {k: np.asarray(v) for k, v in sites_draws.items()}
-    sites_draws["tau"] = np.exp(sites_draws["tau"])
-    q = standardised_quantities(twin, sites_draws)
-    truth = standardised_quantities(twin, point)
-    pri = twin.priors
+    lap = laplace_approximation(posterior, res.x)
+    flat, _ = sample_gaussian(jax.random.PRNGKey(0), res.x, lap.covariance, 4000)
+    q = standardised_quantities(twin, flat)
+    truth = standardised_quantities(twin, x_true)
+    pri = twin.parameterisation
     names = {
         "shared": list(pri.names),
         "cell": [

@@ -16,13 +16,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import yaml
-from numpyro.infer import Predictive
 from scipy.stats import chisquare
 
 from il6rcc.configs import load_config
-from il6rcc.inference import ChainRunner, NutsSettings, model_fn, prior_fn, problem_data, run_chains
-from il6rcc.inference._map import potential_and_unravel
-from il6rcc.jobs._problem import build_problem
+from il6rcc.inference import ChainRunner, EvidencePosterior, NutsSettings, run_chains
+from il6rcc.jobs import evidence_problem
 
 FIX = Path(__file__).parent / "fixtures" / "compare_job"
 REPLICATES, WARMUP, DRAWS, THIN = 60, 300, 300, 3
@@ -38,19 +36,17 @@ def test_simulation_based_calibration(tmp_path):
     cfg = yaml.safe_load((FIX / "job.yaml").read_text())
     cfg["priors"] = {"estimate": ["k", "kd"]}
     (tmp_path / "sbc.yaml").write_text(yaml.safe_dump(cfg))
-    problem, _ = build_problem(load_config(tmp_path / "sbc.yaml"))
-    data = jax.tree.map(jnp.asarray, problem_data(problem))
+    problem, _ = evidence_problem(load_config(tmp_path / "sbc.yaml"))
+    posterior = EvidencePosterior(problem)
+    data = jax.tree.map(jnp.asarray, posterior.data)
     key = jax.random.PRNGKey(2018)
-    k_prior, k_pred, k_noise, k_mcmc = jax.random.split(key, 4)
-    prior = Predictive(prior_fn(problem), num_samples=REPLICATES)(k_prior, data)
-    latent = {k: v for k, v in prior.items() if k in ("z", "sigma")}
-    sim = Predictive(
-        model_fn(problem), posterior_samples=latent, return_sites=["predicted", "n_failed"]
-    )(k_pred, data)
-    assert int(np.sum(np.asarray(sim["n_failed"]))) == 0
-    row_sd = np.asarray(data["ev"]["row_sd"])
+    k_prior, k_noise, k_mcmc = jax.random.split(key, 3)
+    latent = posterior.prior_sample(k_prior, REPLICATES, data)  # z and log sigma
+    sim = posterior.compiled.record(latent, data)
+    assert int(np.sum(sim["n_failed"])) == 0
+    row_sd = np.asarray(data.ev["row_sd"])
     noise = np.asarray(jax.random.normal(k_noise, (REPLICATES, row_sd.size))) * row_sd
-    values = np.asarray(sim["predicted"]) + noise
+    values = sim["predicted"] + noise
     # the fit job's own sampler (chunked NUTS, data as an argument: compiled once)
     settings = NutsSettings(
         num_warmup=WARMUP,
@@ -58,28 +54,26 @@ def test_simulation_based_calibration(tmp_path):
         num_chains=1,
         max_tree_depth=6,
         mass_matrix="diag",
-        chunk=100,
     )
-    runner = ChainRunner(model_fn(problem), data, settings)
-    _, unravel, flat0, _ = potential_and_unravel(jax.random.PRNGKey(0), model_fn(problem), data)
-    init = jax.tree.map(lambda x: x[None], unravel(jnp.zeros_like(flat0)))
+    runner = ChainRunner(posterior, data, settings)
+    init = posterior.initial_point()[None, :]
     ranks = []
     for r in range(REPLICATES):
-        ev = dict(data["ev"], row_value=jnp.asarray(values[r]))
-        runner.data = dict(data, ev=ev)
+        runner.data = data._replace(ev=dict(data.ev, row_value=jnp.asarray(values[r])))
         collected = []
         run_chains(
             runner,
             runner.init(jax.random.fold_in(k_mcmc, r), init),
             0,
+            100,
             lambda st, n, stats, draws, sec, acc=collected: acc.append(draws.get("theta")),
         )
         draws = np.concatenate([np.asarray(d)[0] for d in collected if d is not None])
         draws = draws[::THIN]
-        truth = np.asarray(prior["theta"])[r]
+        truth = sim["theta"][r]
         ranks.append(np.sum(draws < truth[None, :], axis=0))
     ranks = np.array(ranks)  # [replicates, n_params], each in 0..DRAWS // THIN
-    for j, name in enumerate(problem.priors.names):
+    for j, name in enumerate(problem.parameterisation.names):
         counts = np.histogram(ranks[:, j], bins=10, range=(0, DRAWS // THIN + 1))[0]
         p = chisquare(counts).pvalue
         assert p > 0.01, (name, counts, p)

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from il6rcc.configs import load_config
-from il6rcc.jobs._problem import build_problem
+from il6rcc.jobs import evidence_problem
 from il6rcc.jobs.sweep import plan_sweep, run_sweep
 from il6rcc.jobs.sweep._sbc import prepare_sbc
 
@@ -54,7 +54,7 @@ def test_replicate_data_are_simulated_into_tables_that_reproduce_them(tmp_path):
         )
         truth = json.loads((out / "_sweep" / "sbc" / el.name / "truth.json").read_text())
         assert set(truth["theta"]) == {"k", "kd"}
-        problem, _ = build_problem(load_config(SBC / "job.yaml", {"data.tables": tables}))
+        problem, _ = evidence_problem(load_config(SBC / "job.yaml", {"data.tables": tables}))
         values.append(np.asarray(problem.arrays.row_value))
     assert not np.allclose(values[0], values[1])
     # the same seed gives the same data: a second sweep folder, the same tables

@@ -72,11 +72,19 @@ def git_state() -> dict[str, str | bool]:
 
 
 def manifest(loaded, run_loaded, info: dict, argv) -> dict:
-    """The manifest of a new run (status, times and diagnostics are added later)."""
+    """The manifest of a new run (status, times and diagnostics are added later).
+
+    ``info``: from :func:`il6rcc.jobs.build_posterior` (kind, input hashes, sizes, the
+    solver settings the run uses)."""
     cfg = loaded.config
+    if info["kind"] == "petab":
+        model = {"petab": info["problem"], "name": f"petab:{Path(info['problem']).stem}"}
+    else:
+        model = {"name": cfg.model.name, "variant": str(cfg.model.variant)}
     return {
         "il6rcc_manifest": 1,
         "name": cfg.name,
+        "kind": info["kind"],
         "command": " ".join(Path(a).name if i == 0 else a for i, a in enumerate(argv)),
         "config": {
             "file": str(loaded.path),
@@ -88,12 +96,10 @@ def manifest(loaded, run_loaded, info: dict, argv) -> dict:
         "data": {
             "files": info["data_files"],
             "prior_tables": info["prior_tables"],
-            "n_rows": info["n_rows"],
-            "n_conditions": info["n_conditions"],
-            "n_estimated": info["n_estimated"],
+            **{k: v for k, v in info.items() if k.startswith("n_")},
         },
-        "model": {"name": cfg.model.name, "variant": str(cfg.model.variant)},
-        "solver": cfg.solver.model_dump(mode="json"),
+        "model": model,
+        "solver": info["solver"],
         "inference": cfg.inference.model_dump(mode="json"),
         "seeds": {"inference.seed": cfg.inference.seed},
         "git": git_state(),

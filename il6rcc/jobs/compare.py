@@ -12,12 +12,13 @@ comparison says so and falls back:
 
 Outputs ``compare.csv`` (elpd, SE, differences, stacking weights, Pareto-k problems
 and the rows that caused them, the method used), ``compare.png`` and ``loo.json``.
+Any runs with the same observations can be compared (evidence rows, or the
+measurements of one PEtab problem); the refits need a model fitted to evidence tables.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import warnings
 from pathlib import Path
 
@@ -27,30 +28,27 @@ from scipy.special import logsumexp
 
 from .. import _io
 from ..errors import Il6rccError
+from ._run_folder import open_run
 
 
 def _open(run_dir: Path):
-    import xarray as xr
-
-    path = run_dir / "posterior.nc"
-    if not path.is_file():
-        raise Il6rccError(f"{run_dir}: no posterior.nc (is it a finished 'il6rcc fit' run?)")
-    tree = xr.open_datatree(path, engine="h5netcdf")
-    if "log_likelihood" not in tree.children:
-        raise Il6rccError(f"{path}: no log_likelihood group; cannot compute LOO")
-    return tree
+    run = open_run(run_dir)
+    if "log_likelihood" not in run.tree.children:
+        raise Il6rccError(f"{run.path}/posterior.nc: no log_likelihood group; cannot compute LOO")
+    return run
 
 
-def _names(run_dirs: list[Path]) -> list[str]:
-    names = []
-    for d in run_dirs:
-        man = d / "manifest.json"
-        name = json.loads(man.read_text()).get("name", d.name) if man.is_file() else d.name
-        names.append(name)
+def _observations(run) -> list[str]:
+    ll = run.tree["log_likelihood"][run.log_likelihood_name]
+    return [str(x) for x in np.asarray(ll[ll.dims[-1]])]
+
+
+def _names(runs) -> list[str]:
+    names = [run.name for run in runs]
     if len(set(names)) != len(names):
-        names = [d.name for d in run_dirs]
+        names = [run.path.name for run in runs]
     if len(set(names)) != len(names):
-        names = [f"{i}:{d}" for i, d in enumerate(run_dirs)]
+        names = [f"{i}:{run.path}" for i, run in enumerate(runs)]
     return names
 
 
@@ -79,9 +77,9 @@ def _refit_elpd(run_dir: Path, holdout: list[str], tag: str, quiet: bool) -> dic
 
             shutil.rmtree(folder)
         run_fit(cfg_path, folder, quiet=quiet)
-    tree = _open(folder)
-    ll = np.asarray(tree["log_likelihood"]["evidence"])
-    rows = list(np.asarray(tree["log_likelihood"]["row"]))
+    refit = _open(folder)
+    ll = np.asarray(refit.tree["log_likelihood"][refit.log_likelihood_name])
+    rows = _observations(refit)
     flat = ll.reshape(-1, ll.shape[-1])
     return {r: float(logsumexp(flat[:, rows.index(r)]) - np.log(flat.shape[0])) for r in holdout}
 
@@ -109,24 +107,26 @@ def run_compare(
     run_dirs = [Path(d) for d in run_dirs]
     if len(run_dirs) < 2:
         raise Il6rccError("il6rcc compare needs at least two run folders")
-    trees = [_open(d) for d in run_dirs]
-    names = _names(run_dirs)
-    rows = [list(np.asarray(t["log_likelihood"]["row"])) for t in trees]
-    for d, r in zip(run_dirs[1:], rows[1:], strict=True):
+    runs = [_open(d) for d in run_dirs]
+    names = _names(runs)
+    rows = [_observations(run) for run in runs]
+    for run, r in zip(runs[1:], rows[1:], strict=True):
         if r != rows[0]:
             raise Il6rccError(
-                f"{d}: its evidence rows differ from those of {run_dirs[0]}; LOO comparison "
-                f"needs the same data rows in every run"
+                f"{run.path}: its observations differ from those of {runs[0].path}; LOO "
+                f"comparison needs the same data rows in every run"
             )
     row_ids = np.asarray(rows[0])
     results, report = {}, {}
-    for name, d, tree in zip(names, run_dirs, trees, strict=True):
-        loo = _loo(tree)
+    for name, d, run in zip(names, run_dirs, runs, strict=True):
+        loo = _loo(run.tree)
         k = np.asarray(loo.pareto_k)
         bad = [str(r) for r in row_ids[k > loo.good_k]]
         method = "psis-loo"
         elpd_i = np.asarray(loo.elpd_i).copy()
-        if bad and refit != "none":
+        if bad and refit != "none" and run.kind != "evidence":
+            method = "psis-loo (high Pareto k rows not refitted: PEtab runs have no holdout)"
+        elif bad and refit != "none":
             if len(bad) <= max_refits:
                 for r in bad:
                     elpd_i[list(row_ids).index(r)] = _refit_elpd(d, [r], f"row-{r}", quiet)[r]
@@ -162,7 +162,12 @@ def run_compare(
     _io.atomic_write(out / "compare.csv", lambda p: table.to_csv(p, index_label="variant"))
     _io.write_json(out / "loo.json", report)
     _plot(table, results, row_ids, out / "compare.png")
-    unreliable = [n for n in names if report[n]["high_k_rows"] and refit == "none"]
+    unreliable = [
+        n
+        for n in names
+        if report[n]["high_k_rows"]
+        and not report[n]["method"].startswith(("psis-loo +", f"{k_folds}-fold"))
+    ]
     if not quiet:
         print(table[["elpd", "se", "elpd_diff", "dse", "weight", "method"]].to_string())
         if unreliable:

@@ -180,10 +180,16 @@ def rank_experiments(hypotheses: dict, cands: list[Candidate], weights=None) -> 
 def run_next_experiment(
     run_dirs, out, draws: int = 100, parameter: str | None = None, quiet: bool = False
 ) -> int:
-    from ._posterior import load_run
-    from .predict import _line_rows
+    from ._run_folder import open_run
+    from .predict import line_rows
 
-    runs = [load_run(Path(d)) for d in run_dirs]
+    runs = [open_run(Path(d)) for d in run_dirs]
+    petab = [str(run.path) for run in runs if run.kind != "evidence"]
+    if petab:
+        raise Il6rccError(
+            f"next-experiment needs models fitted to evidence tables (their cell lines and "
+            f"perturbations); PEtab runs: {', '.join(petab)}"
+        )
     cands = default_candidates()
     lines = sorted({c.cell_line for c in cands})
     hypotheses = {}
@@ -192,26 +198,27 @@ def run_next_experiment(
             raise Il6rccError("next-experiment needs two or more fitted variants (or --parameter)")
         for run in runs:
             d = run.draws(draws)
-            rows = _line_rows(run, run.parameter_rows(d), lines, d)
-            hypotheses[f"{run.loaded.config.name} [{run.model.variant_name}]"] = (
+            rows = line_rows(run.problem, d, lines)
+            hypotheses[f"{run.name} [{run.model.variant_name}]"] = (
                 run.model,
                 run.problem.solver,
                 rows,
             )
     else:
         run = runs[0]
-        if parameter not in run.problem.priors.names:
+        names = run.problem.parameterisation.names
+        if parameter not in names:
             raise Il6rccError(
                 f"--parameter {parameter!r} was not estimated in {run.run_dir}; "
-                f"estimated: {', '.join(run.problem.priors.names)}"
+                f"estimated: {', '.join(names)}"
             )
         d = run.draws(draws * 4)
-        x = d["theta"][:, run.problem.priors.names.index(parameter)]
+        x = d["theta"][:, names.index(parameter)]
         edges = np.quantile(x, [0, 0.25, 0.5, 0.75, 1.0])
         for q in range(4):
             pick = (x >= edges[q]) & (x <= edges[q + 1])
             sub = {k: v[pick] for k, v in d.items()}
-            rows = _line_rows(run, run.parameter_rows(sub), lines, sub)
+            rows = line_rows(run.problem, sub, lines)
             hypotheses[f"{parameter} quartile {q + 1}"] = (run.model, run.problem.solver, rows)
     table = rank_experiments(hypotheses, cands)
     out = Path(out)

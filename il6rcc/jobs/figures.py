@@ -1,4 +1,7 @@
-"""Figures of a fitted run (matplotlib, PNG, written atomically)."""
+"""Figures of a fitted run (matplotlib, PNG, written atomically), for every method:
+rank histograms, traces and energy for MCMC chains; the importance weights of an
+approximation's draws; prior against posterior; predictive checks and findings for
+models fitted to evidence tables."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import _io
-from ._posterior import reproduced_probability
+from ._run_folder import reproduction_rates
 
 
 def _plt():
@@ -57,7 +60,8 @@ def rank_and_trace(tree, out: Path, log_scale: bool = True) -> list[Path]:
     for kind in ("ranks", "trace"):
         fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 2.6 * nrow), squeeze=False)
         for ax, i in zip(axes.flat, chosen, strict=False):
-            x = np.log10(values[:, :, i]) if log_scale else values[:, :, i]
+            positive = bool(np.all(values[:, :, i] > 0))
+            x = np.log10(values[:, :, i]) if log_scale and positive else values[:, :, i]
             if kind == "trace":
                 for c in range(x.shape[0]):
                     ax.plot(x[c], lw=0.6, label=f"chain {c + 1}")
@@ -84,6 +88,8 @@ def rank_and_trace(tree, out: Path, log_scale: bool = True) -> list[Path]:
 
 
 def prior_vs_posterior(tree, out: Path, log_scale: bool = True) -> Path | None:
+    """Histograms of every parameter's prior and posterior draws (of log10 values when
+    ``log_scale`` and the values are positive)."""
     plt = _plt()
     post, names = _theta(tree)
     prior, _ = _theta(tree, "prior")
@@ -94,7 +100,7 @@ def prior_vs_posterior(tree, out: Path, log_scale: bool = True) -> Path | None:
     fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol, 2.3 * nrow), squeeze=False)
     for ax, i in zip(axes.flat, range(n), strict=False):
         a, b = prior[:, :, i].ravel(), post[:, :, i].ravel()
-        if log_scale:
+        if log_scale and np.all(a > 0) and np.all(b > 0):
             a, b = np.log10(a), np.log10(b)
         lo, hi = np.percentile(np.concatenate([a, b]), [0.5, 99.5])
         bins = np.linspace(lo, hi, 30)
@@ -162,7 +168,7 @@ def _row_sigma(tree, arrays) -> np.ndarray:
 def findings(tree, problem, out: Path) -> Path | None:
     """Posterior probability that the model reproduces each qualitative finding."""
     plt = _plt()
-    p = reproduced_probability(tree)
+    p = reproduction_rates(tree)
     if p is None:
         return None
     arrays = problem.arrays
@@ -197,9 +203,9 @@ def findings(tree, problem, out: Path) -> Path | None:
 def energy(tree, out: Path) -> Path | None:
     plt = _plt()
     stats = tree["sample_stats"].to_dataset()
-    e = np.asarray(stats["energy"])
-    if not np.any(e):
+    if "energy" not in stats:
         return None
+    e = np.asarray(stats["energy"])
     fig, ax = plt.subplots(figsize=(5, 3.2))
     ax.hist(
         (e - e.mean(axis=1, keepdims=True)).ravel(),
@@ -217,19 +223,60 @@ def energy(tree, out: Path) -> Path | None:
     return path
 
 
-def write_figures(tree, problem, out: Path) -> list[Path]:
+def importance(tree, out: Path) -> Path | None:
+    """The importance weights of an approximation's draws against the true density:
+    sorted normalised weights (a few dominating weights mean a poor approximation)."""
+    stats = tree["sample_stats"].to_dataset()
+    if "log_weight" not in stats:
+        return None
+    plt = _plt()
+    # the kept draws were resampled with these weights: one value per distinct draw
+    w = np.unique(np.exp(np.asarray(stats["log_weight"]).ravel()))
+    w = np.sort(w[np.isfinite(w)])[::-1]
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    ax.plot(np.arange(1, w.size + 1), w / max(w.sum(), 1e-300), marker=".", lw=0.8)
+    ax.axhline(1.0 / max(w.size, 1), color="k", lw=0.6, ls="--", label="equal weights")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("draw (sorted by weight)")
+    ax.set_ylabel("normalised importance weight")
+    ax.legend(fontsize=8)
+    ax.set_title("importance weights of the approximation's draws (PSIS)", fontsize=10)
+    fig.tight_layout()
+    path = _io.save_figure(fig, out / "importance.png", dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_figures(tree, posterior, out: Path) -> list[Path]:
+    """The figures of a run (``posterior``: the run's :class:`Posterior`; the
+    predictive checks and findings need a model fitted to evidence tables)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    paths = rank_and_trace(tree, out)
+    from ..inference import EvidencePosterior
+
+    evidence = isinstance(posterior, EvidencePosterior)
+    problem = posterior.problem if evidence else None
+    n_chains = int(tree["posterior"].sizes.get("chain", 1))
+    paths = rank_and_trace(tree, out, log_scale=evidence) if n_chains >= 2 else []
     for p in (
-        prior_vs_posterior(tree, out),
-        value_checks(tree, problem, out),
-        findings(tree, problem, out),
+        prior_vs_posterior(tree, out, log_scale=evidence),
+        value_checks(tree, problem, out) if evidence else None,
+        findings(tree, problem, out) if evidence else None,
         energy(tree, out),
+        importance(tree, out),
     ):
         if p is not None:
             paths.append(p)
     return paths
 
 
-__all__ = ["findings", "prior_vs_posterior", "rank_and_trace", "value_checks", "write_figures"]
+__all__ = [
+    "energy",
+    "findings",
+    "importance",
+    "prior_vs_posterior",
+    "rank_and_trace",
+    "value_checks",
+    "write_figures",
+]

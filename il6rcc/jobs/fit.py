@@ -1,16 +1,32 @@
-"""``il6rcc fit CONFIG --out DIR`` and ``il6rcc fit --resume DIR``.
+"""The one run pipeline: ``il6rcc fit CONFIG --out DIR``, ``il6rcc fit --resume DIR``
+and ``il6rcc petab fit PROBLEM.yaml --out DIR`` (a short form of ``il6rcc fit`` with
+``model: {petab: PROBLEM.yaml}``).
+
+Every problem (an ODE model fitted to evidence tables, or a PEtab problem) and every
+method goes through the same stages, on the problem's
+:class:`~il6rcc.inference.Posterior`:
+
+1. prior draws (kept in the ``prior`` group) and how often their ODE solves fail;
+2. MAP multi-start and the Laplace approximation at the best optimum (methods ``map``
+   and ``nuts``; the Laplace matrix is NUTS's mass matrix);
+3. the method: ``map`` draws from the Laplace approximation, ``svi`` fits a Gaussian;
+   both are importance-checked against the true density (Pareto k-hat) and resampled;
+   ``nuts`` samples chunk by chunk, checkpointing;
+4. outputs: DataTree, summary, diagnostics with gates and a verdict, figures, manifest.
 
 A run folder holds::
 
     config.yaml        the validated config (paths made absolute), what --resume reads
     manifest.json      hashes, versions, device, seeds, solver settings, times, status
-    priors.csv         every prior with its source
-    checkpoint.npz     sampler state + draws so far (NUTS), replaced atomically
+    priors.csv         every prior with its source (models fitted to evidence)
+    map.csv            every MAP start: end point, -log posterior, steps
+    checkpoint.npz     stages done, sampler state and draws so far, replaced atomically
     posterior.nc       arviz DataTree (posterior, sample_stats, log_likelihood,
                        observed_data, prior, posterior_predictive)
     summary.csv        arviz summary (mean, sd, eti, ess_bulk, ess_tail, r_hat, mcse)
-    diagnostics.json   gates (R-hat, ESS, divergences, E-BFMI) with pass/fail
-    figures/*.png      ranks, prior vs posterior, predictive checks, findings
+    diagnostics.json   gates (pass, fail or not applicable) and the one-line verdict
+    figures/*.png      ranks, traces, energy (NUTS), importance weights (approximations),
+                       prior vs posterior, predictive checks, findings
 
 Every file is written to a temporary name and renamed, so a killed run never leaves a
 half-written file; ``--resume`` continues from the last checkpoint and gives the same
@@ -29,32 +45,41 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import yaml
-from jax.flatten_util import ravel_pytree
 
 from .. import _io
-from ..configs import LoadedConfig, load_config
+from ..configs import LoadedConfig, load_config, shipped_config
 from ..errors import Il6rccError
 from ..inference import (
     ChainRunner,
-    NutsSettings,
+    EvidencePosterior,
+    MapSettings,
+    Posterior,
+    arrays_to_state,
+    build_datatree,
+    chain_starts,
+    diagnose,
+    hessian_directions,
+    importance_check,
+    laplace_approximation,
     map_multistart,
-    model_fn,
-    prior_fn,
+    nuts_sample_stats,
     prior_table,
-    problem_data,
     run_chains,
+    run_svi,
+    sample_gaussian,
+    starts_table,
+    state_to_arrays,
+    summary_table,
 )
-from ..inference._diagnostics import Gates, diagnose, summary_table
-from ..inference._idata import build_datatree
-from ..inference._lbfgs import BIG, BatchedObjective
-from ..inference._map import hessian_directions, potential_and_unravel
-from ..inference._model import coordinate_names
-from ..inference._nuts import arrays_to_state, chain_starts, state_to_arrays
+from ._build import build_posterior
 from ._manifest import manifest as build_manifest
 from ._manifest import mark_complete
-from ._problem import build_problem
 
 CHECKPOINT = "checkpoint.npz"
+#: Prior draws whose ODE solves are checked (each is one full model evaluation).
+PRIOR_SOLVE_CHECKS = 20
+#: Most iterations per compiled NUTS chunk (a checkpoint can only follow a chunk).
+MAX_CHUNK = 25
 
 
 def _say(quiet: bool):
@@ -67,7 +92,12 @@ def _say(quiet: bool):
 
 def _resolved_config(loaded: LoadedConfig) -> dict:
     """The config with every file path absolute, so the run folder is self-contained."""
-    data = loaded.config.model_dump(mode="json")
+    data = loaded.config.model_dump(mode="json", exclude_unset=False)
+    if loaded.config.model.petab is not None:
+        data["model"] = {"petab": str(loaded.resolve(loaded.config.model.petab).resolve())}
+        # only the sections a PEtab job uses: the others are refused when it is loaded
+        keep = ("name", "device", "model", "solver", "inference", "diagnostics")
+        return {k: v for k, v in data.items() if k in keep and v is not None}
     for key in ("tables", "digitised"):
         data["data"][key] = [str(loaded.resolve(p)) for p in data["data"][key]]
     data["priors"]["tables"] = [
@@ -77,6 +107,9 @@ def _resolved_config(loaded: LoadedConfig) -> dict:
     if ".py:" in name:
         file_part, _, cls = name.rpartition(":")
         data["model"]["name"] = f"{loaded.resolve(file_part)}:{cls}"
+    data["model"].pop("petab", None)
+    if data["solver"] is None:
+        data.pop("solver")
     return data
 
 
@@ -85,8 +118,30 @@ def run_fit(
 ) -> int:
     """Validate everything, then create ``out`` and run the fit."""
     loaded = load_config(config, overrides)
-    problem, info = build_problem(loaded)
-    out = Path(out)
+    return _start(loaded, Path(out), quiet)
+
+
+def run_petab_fit(
+    problem_yaml: str | Path,
+    out: Path,
+    config: str | Path | None = None,
+    overrides: dict | None = None,
+    quiet: bool = False,
+) -> int:
+    """``il6rcc petab fit PROBLEM.yaml``: ``il6rcc fit`` of the config ``config``
+    (default: the shipped ``petab.yaml``, its inference and diagnostics budgets) with
+    ``model: {petab: PROBLEM.yaml}``. The run folder is an ordinary one (``--resume``,
+    ``report``, ``compare`` and ``predict`` read it)."""
+    base = Path(config) if config is not None else shipped_config("petab.yaml")
+    problem = Path(problem_yaml).resolve()
+    if not problem.is_file():
+        raise Il6rccError(f"{problem_yaml}: PEtab problem file not found")
+    loaded = load_config(base, {**(overrides or {}), "model": {"petab": str(problem)}})
+    return _start(loaded, Path(out), quiet)
+
+
+def _start(loaded: LoadedConfig, out: Path, quiet: bool) -> int:
+    posterior, info = build_posterior(loaded)
     if out.exists() and any(out.iterdir()):
         raise Il6rccError(
             f"{out}: the run folder exists and is not empty; choose a new --out, or continue "
@@ -97,11 +152,11 @@ def run_fit(
     run_loaded = load_config(out / "config.yaml")
     man = build_manifest(loaded, run_loaded, info, sys.argv)
     _io.write_json(out / "manifest.json", man)
-    _io.atomic_write(
-        out / "priors.csv",
-        lambda p: prior_table(problem.priors, problem.model).to_csv(p, index=False),
-    )
-    return _execute(run_loaded, problem, out, man, quiet)
+    if isinstance(posterior, EvidencePosterior):
+        problem = posterior.problem
+        table = prior_table(problem.parameterisation, problem.model)
+        _io.atomic_write(out / "priors.csv", lambda p: table.to_csv(p, index=False))
+    return _execute(run_loaded, posterior, out, man, _say(quiet))
 
 
 def resume_fit(run_dir: Path, quiet: bool = False) -> int:
@@ -114,40 +169,20 @@ def resume_fit(run_dir: Path, quiet: bool = False) -> int:
     if man.get("status") == "complete":
         raise Il6rccError(f"{run_dir}: this run is already complete; nothing to resume")
     loaded = load_config(run_dir / "config.yaml")
-    problem, info = build_problem(loaded)
+    posterior, info = build_posterior(loaded)
     if loaded.sha256 != man["config"]["run_sha256"]:
         raise Il6rccError(f"{run_dir}/config.yaml was changed since the run started")
     if info["data_files"] != man["data"]["files"]:
         raise Il6rccError(
-            f"{run_dir}: the evidence tables changed since the run started "
+            f"{run_dir}: the input files changed since the run started "
             f"({man['data']['files']} -> {info['data_files']}); start a new run"
         )
     _io.clean_temporaries(run_dir)
     man["resumed"] = man.get("resumed", 0) + 1
-    return _execute(loaded, problem, run_dir, man, quiet)
+    return _execute(loaded, posterior, run_dir, man, _say(quiet))
 
 
-def _prior_draws(problem, data, key, n: int) -> dict:
-    from numpyro.infer import Predictive
-
-    draws = Predictive(prior_fn(problem), num_samples=n)(key, data)
-    return {k: np.asarray(v)[None] for k, v in draws.items()}
-
-
-def _prior_solve_failures(problem, data, key, n: int) -> dict:
-    """How often the ODE solves fail under the prior: ``n`` prior draws pushed through
-    the model (fault report; a prior that puts mass where solves fail shows up here)."""
-    from numpyro.infer import Predictive
-
-    failed = Predictive(model_fn(problem), num_samples=n, return_sites=["n_failed"])(key, data)
-    per_draw = np.asarray(failed["n_failed"]).reshape(n, -1).sum(axis=1)
-    return {
-        "prior_draws_checked": int(n),
-        "prior_draws_with_failed_solves": int(np.sum(per_draw > 0)),
-        "prior_failed_solves": int(per_draw.sum()),
-    }
-
-
+# ------------------------------------------------------------------ checkpoint
 def _save_checkpoint(path: Path, state, done: int, draws: dict, stats: dict, extra: dict):
     """``state`` None: only the stages before sampling (MAP, prior checks) are saved."""
     arrays = {} if state is None else {f"state/{k}": v for k, v in state_to_arrays(state).items()}
@@ -180,26 +215,61 @@ def _append(acc: dict, new: dict) -> dict:
     return {k: np.concatenate([acc[k], np.asarray(new[k])], axis=1) for k in acc}
 
 
-def _map_stage(problem, data, cfg, key, ckpt: dict, say):
-    """MAP multistart + Laplace (or the checkpointed result)."""
+def _json_info(ckpt: dict, prefix: str) -> dict:
+    """Stage results saved as JSON text (an unpicklable numpy string, any structure)."""
+    return {k[len(prefix) :]: json.loads(str(v)) for k, v in ckpt.items() if k.startswith(prefix)}
+
+
+# ------------------------------------------------------------------ stages
+def _prior_stage(posterior: Posterior, data, cfg, key, ckpt: dict, say):
+    """Prior draws (natural scale, for the ``prior`` group) and the share of them whose
+    ODE solves fail (a prior that puts mass where solves fail shows up here)."""
+    n = cfg.inference.prior_draws
+    x = posterior.prior_sample(key, n, data)
+    prior = {k: v[None] for k, v in posterior.compiled.natural(x, data).items()}
+    if "prior_failures" in ckpt:
+        return prior, _json_info(ckpt, "pf_")
+    say(f"checking the ODE solves on {min(n, PRIOR_SOLVE_CHECKS)} prior draws...")
+    checked = posterior.compiled.record(x[:PRIOR_SOLVE_CHECKS], data)["n_failed"]
+    failures = {
+        "prior_draws_checked": int(len(checked)),
+        "prior_draws_with_failed_solves": int(np.sum(checked > 0)),
+        "prior_failed_solves": int(np.sum(checked)),
+    }
+    if failures["prior_draws_with_failed_solves"]:
+        say(
+            f"note: {failures['prior_draws_with_failed_solves']} of "
+            f"{failures['prior_draws_checked']} prior draws have failed ODE solves (those "
+            "regions get zero posterior density; see diagnostics.json)"
+        )
+    ckpt.update({f"pf_{k}": np.asarray(json.dumps(v)) for k, v in failures.items()})
+    ckpt["prior_failures"] = np.asarray(1)
+    return prior, failures
+
+
+def _map_stage(posterior: Posterior, data, settings: MapSettings, key, ckpt: dict, out, say):
+    """MAP multi-start and the Laplace approximation at the best optimum (or the
+    checkpointed result). Returns (x_map, covariance, info, computed now)."""
     if "map_x" in ckpt:
-        return ckpt["map_x"], ckpt["map_inverse_mass"], {}, None
-    m = cfg.inference.map
+        return ckpt["map_x"], ckpt["map_covariance"], _json_info(ckpt, "info_"), False
     say(
-        f"MAP: {m.n_starts} starts, up to {m.max_steps} L-BFGS steps each (compiling the "
-        f"log density and its gradient first)..."
+        f"MAP: {settings.n_starts} starts, up to {settings.max_steps} BFGS steps each "
+        f"(compiling the log density and its gradient first)..."
     )
-    res = map_multistart(
-        key, model_fn(problem), m.n_starts, m.max_steps, m.tol, data=data, progress=say
-    )
-    n_ok = int(np.isfinite(res.potentials).sum())
+    t0 = time.perf_counter()
+    res = map_multistart(posterior, key, settings, data, progress=say)
+    table = starts_table(res, posterior.coordinate_names)
+    _io.atomic_write(out / "map.csv", lambda p: table.to_csv(p, index=False))
+    lap = laplace_approximation(posterior, res.x, data)
+    seconds = time.perf_counter() - t0
+    directions = hessian_directions(lap.hessian, posterior.coordinate_names)
+    shape = "a SADDLE (negative curvature: not a mode)" if lap.saddle else "a mode"
     say(
-        f"MAP: best -log posterior {res.potential:.3f}; {n_ok}/{m.n_starts} starts finite; "
-        f"Hessian condition number {res.condition_number:.3g} ({res.n_floored} sloppy "
-        f"directions floored); {res.seconds:.0f} s"
+        f"MAP: best -log posterior {res.value:.6g}; {res.n_finite}/{len(res.values)} starts "
+        f"finite; the point is {shape}, smallest Hessian eigenvalue "
+        f"{lap.min_eigenvalue:.3g}; condition number after flooring "
+        f"{lap.condition_number:.3g} ({lap.n_floored} directions floored); {seconds:.0f} s"
     )
-    _, unravel = ravel_pytree(res.params)  # the MAP's own site layout, no model re-run
-    directions = hessian_directions(res.hessian, coordinate_names(problem, unravel, len(res.x)))
     stiff = directions[0]
     say(
         f"MAP: stiffest direction (eigenvalue {stiff['eigenvalue']:.3g}, posterior SD "
@@ -207,230 +277,205 @@ def _map_stage(problem, data, cfg, key, ckpt: dict, say):
     )
     info = {
         "map_hessian_directions": directions,
-        "map_potential": res.potential,
-        "map_potentials": [float(v) for v in res.potentials],
-        "map_condition_number": res.condition_number,
-        "map_sloppy_directions": res.n_floored,
-        "map_seconds": res.seconds,
+        "map_potential": res.value,
+        "map_potentials": [float(v) for v in res.values],
+        "map_steps": [int(v) for v in res.steps],
+        "map_condition_number": lap.condition_number,
+        "map_sloppy_directions": lap.n_floored,
+        "map_min_eigenvalue": lap.min_eigenvalue,
+        "map_saddle": lap.saddle,
+        "map_max_abs_gradient": float(np.max(np.abs(lap.gradient))),
+        "map_seconds": seconds,
     }
-    return res.x, res.inverse_mass_matrix, info, res.objective
+    ckpt.update(map_x=np.asarray(res.x), map_covariance=np.asarray(lap.covariance))
+    ckpt.update({f"info_{k}": np.asarray(json.dumps(v)) for k, v in info.items()})
+    return res.x, lap.covariance, info, True
 
 
-def _init_params(
-    problem, data, key, x_map, inverse_mass, n_chains: int, max_attempts: int, objective=None
-):
-    """Chain starting points around the MAP (Laplace jitter), each checked to have a
-    finite log density; at most ``max_attempts`` tries per chain, then a clear error."""
-    potential, unravel, _, _ = potential_and_unravel(jax.random.PRNGKey(0), model_fn(problem), data)
-    objective = objective or BatchedObjective(potential, data, batch=1)
+def _approximation_stage(posterior: Posterior, data, xs, log_q, key, label, max_k, say):
+    """Importance check of an approximation's draws ``xs`` (log density ``log_q``
+    under it) against the true density; the draws resampled with the smoothed weights
+    when k-hat is below ``max_k``, the raw draws (and a failed gate) otherwise."""
+    say(f"{label}: {len(xs)} draws through the model (true log density and outputs)...")
+    records = posterior.compiled.record(xs, data)
+    check = importance_check(records["log_density"], log_q)
+    usable = bool(check.pareto_k < max_k)
+    say(
+        f"{label}: importance check against the true density: Pareto k-hat "
+        f"{check.pareto_k:.3g}, ESS {check.ess:.1f} of {check.n_draws} draws, "
+        f"{check.n_failed} draws with failed solves; "
+        + (
+            "draws resampled with the smoothed weights"
+            if usable
+            else f"the approximation FAILED (k-hat not below {max_k}): its draws are "
+            "reported but do not stand for the posterior"
+        )
+    )
+    pick = check.resample(key) if usable else np.arange(len(xs))
+    draws = {k: v[pick][None] for k, v in records.items()}
+    stats = {
+        "log_weight": check.log_weights[pick][None],
+        "log_q": np.asarray(log_q)[pick][None],
+    }
+    return draws, stats, check
 
-    def value(x):
-        v = float(objective(x[None, :])[0][0])
-        return v if v < BIG else float("inf")
 
-    return chain_starts(value, unravel, key, x_map, inverse_mass, n_chains, max_attempts)
+def _nuts_stage(posterior, data, cfg, keys, x_map, covariance, out, ckpt, progress, say):
+    k_init, k_sample = keys
+    n = cfg.inference.nuts
+    done, state_arrays, draws, stats = progress
+    runner = ChainRunner(posterior, data, n, covariance)
+    starts = chain_starts(
+        posterior, data, k_init, x_map, covariance, n.num_chains, n.max_init_attempts
+    )
+    state = runner.init(k_sample, starts)
+    if state_arrays:
+        state = arrays_to_state(state, state_arrays)
+    divergences = {
+        "warmup": int(ckpt.get("divergences_warmup", 0)),
+        "sampling": int(ckpt.get("divergences_sampling", 0)),
+    }
+    say("NUTS: compiling the sampler (the first chunk includes compilation)...")
+    every = cfg.inference.checkpoint_every
+    acc = {"draws": draws, "stats": stats}
+
+    def on_chunk(st, n_done, chunk_stats, chunk_draws, seconds):
+        if chunk_draws:
+            acc["draws"] = _append(acc["draws"], chunk_draws)
+            acc["stats"] = _append(acc["stats"], chunk_stats)
+        # the counts of this chunk are added by run_chains before it calls us
+        ckpt["divergences_warmup"] = np.asarray(divergences["warmup"])
+        ckpt["divergences_sampling"] = np.asarray(divergences["sampling"])
+        if n_done % every == 0 or n_done in (n.num_warmup, n.num_warmup + n.num_samples):
+            _save_checkpoint(out / CHECKPOINT, st, n_done, acc["draws"], acc["stats"], ckpt)
+
+    t0 = time.perf_counter()
+    run_chains(runner, state, done, min(every, MAX_CHUNK), on_chunk, say, divergences)
+    info = {"nuts_seconds": time.perf_counter() - t0, "warmup_divergences": divergences["warmup"]}
+    return acc["draws"], nuts_sample_stats(acc["stats"]), info
 
 
-def _execute(loaded: LoadedConfig, problem, out: Path, man: dict, quiet: bool) -> int:
+def _execute(loaded: LoadedConfig, posterior: Posterior, out: Path, man: dict, say) -> int:
     cfg = loaded.config
-    say = _say(quiet)
+    method = cfg.inference.method
     started = time.perf_counter()
-    seed = cfg.inference.seed
-    key = jax.random.PRNGKey(seed)
+    key = jax.random.PRNGKey(cfg.inference.seed)
     k_prior, k_map, k_init, k_sample = jax.random.split(key, 4)
     man.update(status="running", started=dt.datetime.now(dt.UTC).isoformat())
     _io.write_json(out / "manifest.json", man)
     ckpt_path = out / CHECKPOINT
-    ckpt = {}
-    done = 0
-    draws: dict = {}
-    stats: dict = {}
-    state_arrays = None
+    ckpt: dict = {}
+    done, state_arrays, draws, stats = 0, None, {}, {}
     if ckpt_path.is_file():
         done, state_arrays, draws, stats, ckpt = _load_checkpoint(ckpt_path)
         say(f"resuming from iteration {done} of {out}")
+    data = jax.tree.map(jnp.asarray, posterior.data)
     timings: dict = {}
-    method = cfg.inference.method
-    data = jax.tree.map(jnp.asarray, problem_data(problem))
-    prior = _prior_draws(problem, data, k_prior, cfg.inference.prior_draws)
-    if "prior_failures" in ckpt:
-        failures = {k[len("pf_") :]: int(v) for k, v in ckpt.items() if k.startswith("pf_")}
-    else:
-        say("checking the ODE solves on prior draws...")
-        failures = _prior_solve_failures(
-            problem, data, jax.random.fold_in(k_prior, 1), min(cfg.inference.prior_draws, 20)
-        )
-        ckpt.update({f"pf_{k}": np.asarray(v) for k, v in failures.items()})
-        ckpt["prior_failures"] = np.asarray(1)
-    if failures["prior_draws_with_failed_solves"]:
-        say(
-            f"note: {failures['prior_draws_with_failed_solves']} of "
-            f"{failures['prior_draws_checked']} prior draws have failed ODE solves (those "
-            "regions get zero posterior density; see diagnostics.json)"
-        )
+    prior, failures = _prior_stage(posterior, data, cfg, k_prior, ckpt, say)
     timings.update(failures)
+    x_map = covariance = None
     if method in ("nuts", "map"):
-        x_map, inverse_mass, map_info, objective = _map_stage(problem, data, cfg, k_map, ckpt, say)
-        if "map_x" not in ckpt:  # the MAP takes minutes: keep it for --resume
-            ckpt.update(map_x=np.asarray(x_map), map_inverse_mass=np.asarray(inverse_mass))
-            # as JSON text: an unpicklable numpy string, whatever the value's structure
-            ckpt.update({f"info_{k}": np.asarray(json.dumps(v)) for k, v in map_info.items()})
-            _save_checkpoint(ckpt_path, None, 0, {}, {}, ckpt)
-        map_info = map_info or {
-            k[len("info_") :]: json.loads(str(v)) for k, v in ckpt.items() if k.startswith("info_")
-        }
-        timings.update(map_info)
-    if method == "nuts":
-        n = cfg.inference.nuts
-        settings = nuts_settings(cfg)
-        runner = ChainRunner(model_fn(problem), data, settings, inverse_mass)
-        init = _init_params(
-            problem, data, k_init, x_map, inverse_mass, n.num_chains, n.max_init_attempts, objective
+        x_map, covariance, map_info, fresh = _map_stage(
+            posterior, data, cfg.inference.map, k_map, ckpt, out, say
         )
-        state = runner.init(k_sample, init)
-        if state_arrays:
-            state = arrays_to_state(state, state_arrays)
-        say("NUTS: compiling the sampler (the first chunk includes compilation)...")
-        every = cfg.inference.checkpoint_every
-
-        def on_chunk(st, n_done, chunk_stats, chunk_draws, seconds):
-            nonlocal draws, stats
-            if chunk_draws:
-                draws = _append(draws, chunk_draws)
-                stats = _append(stats, chunk_stats)
-            if n_done % every == 0 or n_done in (
-                settings.num_warmup,
-                settings.num_warmup + settings.num_samples,
-            ):
-                _save_checkpoint(ckpt_path, st, n_done, draws, stats, ckpt)
-
-        t0 = time.perf_counter()
-        run_chains(runner, state, done, on_chunk, say)
-        timings["nuts_seconds"] = time.perf_counter() - t0
-    elif method == "svi":
-        from ..inference._svi import run_svi
-
+        if fresh:  # the MAP takes minutes: keep it for --resume
+            _save_checkpoint(ckpt_path, None, 0, {}, {}, ckpt)
+        timings.update(map_info)
+    importance = None
+    if method == "nuts":
+        draws, sample_stats, info = _nuts_stage(
+            posterior,
+            data,
+            cfg,
+            (k_init, k_sample),
+            x_map,
+            covariance,
+            out,
+            ckpt,
+            (done, state_arrays, draws, stats),
+            say,
+        )
+        timings.update(info)
+    elif method == "map":
+        n = cfg.inference.map.num_draws
+        k_draw, k_resample = jax.random.split(k_sample)
+        xs, log_q = sample_gaussian(k_draw, x_map, covariance, n)
+        draws, sample_stats, importance = _approximation_stage(
+            posterior, data, xs, log_q, k_resample, "Laplace", cfg.diagnostics.max_pareto_k, say
+        )
+    else:  # svi
         s = cfg.inference.svi
         say(f"SVI: {s.guide} guide, {s.steps} steps (compiling first)...")
-        res = run_svi(
-            k_sample, model_fn(problem), data, s.guide, s.steps, s.learning_rate, s.num_samples
-        )
-        draws = {k: v[None] for k, v in res.draws.items()}
-        stats = _pseudo_stats(draws)
+        k_fit, k_resample = jax.random.split(k_sample)
+        res = run_svi(k_fit, posterior, s, data)
         timings.update(svi_seconds=res.seconds, svi_final_loss=float(res.losses[-1]))
-    elif method == "map":
-        say(f"Laplace: {cfg.inference.map.num_draws} draws through the model...")
-        draws = _laplace_draws(
-            problem, data, k_sample, x_map, inverse_mass, cfg.inference.map.num_draws
+        draws, sample_stats, importance = _approximation_stage(
+            posterior,
+            data,
+            res.draws,
+            res.log_q,
+            k_resample,
+            "SVI",
+            cfg.diagnostics.max_pareto_k,
+            say,
         )
-        stats = _pseudo_stats(draws)
-    return _finish(loaded, problem, out, man, draws, stats, prior, timings, started, say)
-
-
-def nuts_settings(cfg) -> NutsSettings:
-    """The sampler settings of a config (chunks of at most 25 iterations)."""
-    n = cfg.inference.nuts
-    return NutsSettings(
-        num_warmup=n.num_warmup,
-        num_samples=n.num_samples,
-        num_chains=n.num_chains,
-        chain_method=n.chain_method,
-        target_accept=n.target_accept,
-        max_tree_depth=n.max_tree_depth,
-        mass_matrix=n.mass_matrix,
-        chunk=min(cfg.inference.checkpoint_every, 25),
+    return _finish(
+        loaded, posterior, out, man, draws, sample_stats, prior, timings, importance, started, say
     )
 
 
-def _pseudo_stats(draws: dict) -> dict:
-    """Sampler statistics for non-MCMC methods (no divergences, no energy)."""
-    shape = np.asarray(draws["log_lik"]).shape[:2]
-    zeros = np.zeros(shape)
-    return {
-        "diverging": zeros.astype(bool),
-        "energy": zeros,
-        "potential_energy": zeros,
-        "num_steps": zeros.astype(int),
-        "accept_prob": zeros + 1.0,
-        "step_size": zeros,
-    }
-
-
-def _laplace_draws(problem, data, key, x_map, inverse_mass, n: int) -> dict:
-    """Draws from the Laplace approximation, pushed through the model."""
-    _, _, _, post = potential_and_unravel(jax.random.PRNGKey(0), model_fn(problem), data)
-    chol = np.linalg.cholesky(inverse_mass)
-    z = np.asarray(jax.random.normal(key, (n, len(x_map))))
-    xs = jnp.asarray(x_map[None, :] + z @ chol.T)
-    fn = jax.jit(lambda xs, d: jax.lax.map(lambda x: post(x, d), xs))
-    samples = [fn(xs[i : i + 50], data) for i in range(0, n, 50)]
-    return {k: np.concatenate([np.asarray(s[k]) for s in samples])[None] for k in samples[0]}
-
-
-def _finish(loaded, problem, out, man, draws, stats, prior, timings, started, say) -> int:
+def _finish(
+    loaded, posterior, out, man, draws, sample_stats, prior, timings, importance, started, say
+) -> int:
     from .figures import write_figures
 
     cfg = loaded.config
-    ppc = {k: draws[k] for k in ("reproduced", "predicted") if k in draws}
+    method = cfg.inference.method
+    layout = posterior.layout
     tree = build_datatree(
-        problem,
+        layout,
         draws,
-        stats,
+        sample_stats,
         prior_draws=prior,
-        posterior_predictive=ppc,
         attrs={
-            "il6rcc_method": cfg.inference.method,
-            "model": problem.model.name,
-            "variant": problem.model.variant_name,
+            "il6rcc_method": method,
+            "il6rcc_kind": man.get("kind", "evidence"),
+            "model": man["model"].get("name", ""),
+            "variant": man["model"].get("variant", ""),
             "config_sha256": loaded.sha256,
         },
     )
     _io.atomic_write(out / "posterior.nc", lambda p: tree.to_netcdf(p, engine="h5netcdf"))
-    table = summary_table(tree)
+    table = summary_table(tree, layout.posterior, mcmc=method == "nuts")
     _io.atomic_write(out / "summary.csv", lambda p: table.to_csv(p))
-    d = cfg.diagnostics
-    gates = Gates(d.max_rhat, d.min_ess_bulk, d.min_ess_tail, d.max_divergences, d.min_ebfmi)
-    is_mcmc = cfg.inference.method == "nuts"
     diag = diagnose(
-        tree, gates, cfg.inference.nuts.max_tree_depth if is_mcmc else None, mcmc=is_mcmc
+        tree,
+        cfg.diagnostics,
+        method,
+        cfg.inference.nuts.max_tree_depth if method == "nuts" else None,
+        importance=importance,
+        map_min_eigenvalue=timings.get("map_min_eigenvalue") if method == "map" else None,
     )
     wall = time.perf_counter() - started
-    diag.update(method=cfg.inference.method, wall_seconds=wall, **timings)
-    if cfg.inference.method == "nuts" and diag["min_ess_bulk"] == diag["min_ess_bulk"]:
+    diag.update(wall_seconds=wall, **{k: v for k, v in timings.items() if k not in diag})
+    if method == "nuts" and np.isfinite(diag["min_ess_bulk"]):
         diag["ess_bulk_per_second"] = diag["min_ess_bulk"] / max(
             timings.get("nuts_seconds", wall), 1e-9
         )
     diag["device"] = man["device"]
     _io.write_json(out / "diagnostics.json", diag)
-    write_figures(tree, problem, out / "figures")
+    write_figures(tree, posterior, out / "figures")
     mark_complete(man, diag, wall)
     _io.write_json(out / "manifest.json", man)
     (out / CHECKPOINT).unlink(missing_ok=True)
     if diag["draws_with_failed_solves"]:
         say(
             f"note: {diag['draws_with_failed_solves']} of {diag['n_chains'] * diag['n_draws']} "
-            "draws have failed ODE solves (zero likelihood there; for Laplace or SVI draws "
-            "this means the approximation reaches outside the region where the model solves)"
+            "draws have failed ODE solves (zero likelihood there)"
         )
-    if diag["passed"]:
-        say(f"done in {wall / 60:.1f} min; all diagnostic gates passed. Outputs in {out}")
-    else:
-        failed = ", ".join(
-            f"{g} ({diag['gates'][g]['value']:.4g}, needs {diag['gates'][g]['rule']})"
-            for g in diag["failed_gates"]
-        )
-        say(
-            f"done in {wall / 60:.1f} min. WARNING: diagnostic gates failed: {failed}. "
-            f"The outputs are written; treat the posterior with care. Outputs in {out}"
-        )
+    status = "" if diag["passed"] else "WARNING: treat the posterior with care. "
+    say(f"done in {wall / 60:.1f} min. {diag['verdict']}. {status}Outputs in {out}")
     return 0
-
-
-def run_petab_fit(problem_yaml, out, config=None, overrides=None) -> int:
-    """``il6rcc petab fit``: see :mod:`il6rcc.jobs.petab_fit`."""
-    from .petab_fit import run_petab_fit as run
-
-    return run(problem_yaml, out, config, overrides or {})
 
 
 __all__ = ["resume_fit", "run_fit", "run_petab_fit"]

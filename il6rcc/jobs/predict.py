@@ -1,8 +1,10 @@
 """``il6rcc predict RUN_DIR --out DIR``: posterior predictions of interventions.
 
-For every cell line of the config's ``predict`` section (a fitted line uses its own
-posterior parameters; a line without data gets the population level), over posterior
-draws, at ``predict.time`` hours:
+For every cell line of the config's ``predict`` section, over posterior draws, at
+``predict.time`` hours (each line's parameters follow the one rule of
+:class:`~il6rcc.inference.Parameterisation`: a fitted line uses its own posterior
+values, a line without data a new draw from the hierarchy, and the cell-line factors
+apply exactly as in the fit):
 
 * IFN growth inhibition, 1 - v(IFN + X) / v(X), for X = nothing, tocilizumab, SOCS3
   siRNA, IL-6 siRNA (v: cell number relative to untreated, the MTT readout);
@@ -17,6 +19,9 @@ draws, at ``predict.time`` hours:
 Doses the papers do not report (IFN, tocilizumab) come from the config and are part
 of the output. Writes ``predictions.csv`` (posterior mean, SD, 5/50/95 % quantiles)
 and ``predictions.png``.
+
+A PEtab run has no intervention panel: its predictions are the posterior predictive of
+every measurement of the problem (the simulated observable under each draw).
 """
 
 from __future__ import annotations
@@ -31,38 +36,59 @@ import pandas as pd
 from .. import _io
 from ..configs import load_config
 from ..errors import Il6rccError
-from ..models import Condition, make_batch, simulate_arrays
-from ._posterior import FittedRun, load_run
+from ..inference import EvidenceProblem, Parameterisation
+from ..models import Condition, ODEModel, make_batch, simulate_arrays
+from ._run_folder import RunFolder, open_run
 
 KO = "(SOCS3 knocked out)"
 
 
-def _line_rows(run: FittedRun, rows: np.ndarray, cell_lines, draws, seed=0) -> dict:
-    """Parameter matrix [D, n_params] per requested cell line."""
-    model = run.model
-    fitted = list(run.problem.row_names)
-    out = {}
-    hier = run.problem.hier_index
-    for line in cell_lines:
-        name = model.cell_line(line).name
+def line_parameter_rows(
+    param: Parameterisation,
+    model: ODEModel,
+    fitted_lines,
+    draws: dict,
+    line: str,
+    z_line: np.ndarray | None = None,
+) -> np.ndarray:
+    """Parameter matrices [D, n_params] of one cell line over posterior draws.
+
+    ``draws``: ``theta`` [D, n] (shared, natural scale) and, with a hierarchy, ``tau``
+    [D, n_hier] and ``theta_cell`` [D, len(fitted_lines), n_hier]. A fitted line takes
+    its own ``theta_cell``; another line is a new member of the hierarchy,
+    ``u_c = u + tau * z_line`` with ``z_line`` [D, n_hier] (e.g. standard normal draws).
+    The values reach the row through :meth:`Parameterisation.parameter_rows` with the
+    line's factors: the same rule as the fit's.
+    """
+    name = model.cell_line(line).name
+    theta = np.asarray(draws["theta"], dtype=np.float64)
+    natural = theta.copy()
+    hier = np.asarray(param.hier_index, dtype=int)
+    if hier.size:
+        fitted = list(fitted_lines)
         if name in fitted:
-            out[name] = rows[:, fitted.index(name)]
-            continue
-        # a line without data: population-level parameters, a new draw from the hierarchy
-        base = np.repeat(model.default_params(name)[None, :], rows.shape[0], axis=0)
-        est = run.problem.priors.index
-        theta = draws["theta"].copy()
-        if hier.size:
-            rng = np.random.default_rng(seed)
-            z = rng.normal(size=(theta.shape[0], hier.size))
-            unc = run.problem.priors.to_unconstrained(theta)
-            unc[:, hier] += draws["tau"] * z
-            scale = np.asarray(run.problem.priors.scale)
-            theta = np.where(
-                scale == "log", np.exp(unc), np.where(scale == "logit", 1 / (1 + np.exp(-unc)), unc)
-            )
-        base[:, est] = theta * (model.default_params(name)[est] / model.default_params()[est])
-        out[name] = base
+            natural[:, hier] = np.asarray(draws["theta_cell"])[:, fitted.index(name)]
+        else:
+            if z_line is None:
+                raise ValueError(f"cell line {name!r} was not fitted: give z_line")
+            u = param.to_unconstrained(theta)
+            u[:, hier] += np.asarray(draws["tau"]) * np.asarray(z_line)
+            natural[:, hier] = np.asarray(param.to_natural(u))[:, hier]
+    base = np.repeat(model.default_params(name)[None, None, :], theta.shape[0], axis=0)
+    rows = param.parameter_rows(base, natural[:, None, :], param.factors([name]))
+    return np.asarray(rows)[:, 0]
+
+
+def line_rows(problem: EvidenceProblem, draws: dict, cell_lines, seed: int = 0) -> dict:
+    """Parameter matrix [D, n_params] per requested cell line of a fitted problem (new
+    draws from the hierarchy, with a fixed seed, for lines without data)."""
+    rng = np.random.default_rng(seed)
+    param = problem.parameterisation
+    out = {}
+    for line in cell_lines:
+        name = problem.model.cell_line(line).name
+        z = rng.normal(size=(draws["theta"].shape[0], len(param.hier_index)))
+        out[name] = line_parameter_rows(param, problem.model, problem.row_names, draws, name, z)
     return out
 
 
@@ -180,11 +206,11 @@ def simulate_draws(model, solver, per_row: dict, conds, times, condition_rows=No
     return np.where(ok[:, :, None, None], obs, np.nan), ok, list(np.asarray(t))
 
 
-def _simulate(run: FittedRun, per_row: dict, conds, condition_rows, times) -> tuple:
+def _simulate(run: RunFolder, per_row: dict, conds, condition_rows, times) -> tuple:
     return simulate_draws(run.model, run.problem.solver, per_row, conds, times, condition_rows)
 
 
-def _standard_panel(run: FittedRun, p, per_line: dict, lines) -> tuple[list[dict], np.ndarray]:
+def _standard_panel(run: RunFolder, p, per_line: dict, lines) -> tuple[list[dict], np.ndarray]:
     model = run.model
     ko_index = model.index("parameters", "kd_socs3")
     per_row = dict(per_line)
@@ -200,7 +226,7 @@ def _standard_panel(run: FittedRun, p, per_line: dict, lines) -> tuple[list[dict
     return _quantities(v, lines, p), ok
 
 
-def _custom(run: FittedRun, p, per_line: dict) -> tuple[list[dict], np.ndarray]:
+def _custom(run: RunFolder, p, per_line: dict) -> tuple[list[dict], np.ndarray]:
     """Custom interventions: the observable (or its ratio to the control) per draw."""
     model = run.model
     conds, rows = [], []
@@ -233,15 +259,16 @@ def _custom(run: FittedRun, p, per_line: dict) -> tuple[list[dict], np.ndarray]:
     return out, ok
 
 
-def predict_table(run: FittedRun, p) -> tuple[pd.DataFrame, int, int]:
+def predict_table(run: RunFolder, p) -> tuple[pd.DataFrame, int, int]:
     """Predictions of the ``predict`` section ``p``: the table (posterior mean, SD,
     5/50/95 % quantiles per quantity), failed solves and total solves."""
+    if run.kind == "petab":
+        return petab_predictions(run, p.draws)
     model = run.model
     draws = run.draws(p.draws)
-    rows = run.parameter_rows(draws)
     lines = [model.cell_line(c).name for c in p.cell_lines]
     lines += [model.cell_line(c.cell_line).name for c in p.custom]
-    per_line = _line_rows(run, rows, list(dict.fromkeys(lines)), draws)
+    per_line = line_rows(run.problem, draws, list(dict.fromkeys(lines)))
     inputs = {u.name for u in model.inputs}
     standard = (
         p.standard
@@ -288,16 +315,40 @@ def predict_table(run: FittedRun, p) -> tuple[pd.DataFrame, int, int]:
     return pd.DataFrame.from_records(records), failed, total
 
 
+def petab_predictions(run: RunFolder, n_draws: int) -> tuple[pd.DataFrame, int, int]:
+    """The posterior predictive of every measurement of a PEtab run: the simulated
+    observable under ``n_draws`` posterior draws (mean, SD, 5/50/95 % quantiles), next
+    to the measured value; failed and total solves."""
+    posterior = run.posterior
+    problem = posterior.problem
+    theta = run.draws(n_draws)["theta"]
+    simulated = jax.jit(jax.vmap(posterior.simulated_observables))(jnp.asarray(theta))
+    simulated = np.asarray(simulated)
+    failed = ~np.isfinite(simulated)
+    table = problem.measurement_table.reset_index(drop=True).copy()
+    with np.errstate(all="ignore"):
+        x = np.where(failed, np.nan, simulated)
+        table["mean"] = np.nanmean(x, axis=0)
+        table["sd"] = np.nanstd(x, axis=0)
+        for q in (5, 50, 95):
+            table[f"q{q:02d}"] = np.nanpercentile(x, q, axis=0)
+    table["n_draws"] = (~failed).sum(axis=0)
+    return table, int(failed.sum()), int(failed.size)
+
+
 def run_predict(run_dir: Path, out: Path, config: Path | None = None, quiet: bool = False) -> int:
-    run = load_run(Path(run_dir))
-    p = (load_config(config) if config is not None else run.loaded).config.predict
+    run = open_run(run_dir)
+    p = (load_config(config) if config is not None else run.config).config.predict
     table, failed, total = predict_table(run, p)
-    if table.empty:
+    if table.empty or not table["n_draws"].any():
         raise Il6rccError(f"{run_dir}: every prediction failed to solve")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     _io.atomic_write(out / "predictions.csv", lambda path: table.to_csv(path, index=False))
     figures = []
+    if run.kind == "petab":
+        figures.append(_plot_measurements(table, out / "predictions.png"))
+        table = table.iloc[0:0].assign(quantity=[], intervention=[])
     standard = table[table["quantity"] == "IFN growth inhibition"]
     if not standard.empty:
         figures.append(_plot(table, p, out / "predictions.png"))
@@ -320,6 +371,33 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _plot_measurements(table: pd.DataFrame, path: Path) -> Path:
+    """A PEtab run's predictions: posterior median and 90 % interval of every
+    measurement's simulated observable against the measured value."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for observable, sub in table.groupby("observableId"):
+        ax.errorbar(
+            sub["measurement"],
+            sub["q50"],
+            yerr=[sub["q50"] - sub["q05"], sub["q95"] - sub["q50"]],
+            fmt="o",
+            ms=3,
+            capsize=2,
+            label=str(observable),
+        )
+    lo = float(np.nanmin([table["measurement"].min(), table["q05"].min()]))
+    hi = float(np.nanmax([table["measurement"].max(), table["q95"].max()]))
+    ax.plot([lo, hi], [lo, hi], "k--", lw=0.6)
+    ax.set_xlabel("measured")
+    ax.set_ylabel("posterior predictive (median, 90 %)")
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    _io.save_figure(fig, path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def _plot_custom(table: pd.DataFrame, path: Path) -> Path:
@@ -395,4 +473,12 @@ def _plot(table: pd.DataFrame, p, path: Path) -> Path:
     return path
 
 
-__all__ = ["intervention_conditions", "predict_table", "run_predict"]
+__all__ = [
+    "intervention_conditions",
+    "line_parameter_rows",
+    "line_rows",
+    "petab_predictions",
+    "predict_table",
+    "run_predict",
+    "simulate_draws",
+]

@@ -27,22 +27,11 @@ _COMMON = (
 )
 
 
-@dataclass(frozen=True)
-class FeedbackGene(ODEModel):
-    name: ClassVar[str] = "feedback_gene"
+class _Gene(ODEModel):
+    """What both variants share; abstract (``name`` and ``parameters`` are left to the
+    variants), so that each variant is a final model of its own."""
+
     states: ClassVar[tuple[str, ...]] = ("x",)
-    parameters: ClassVar[tuple[ParameterSpec, ...]] = (
-        *_COMMON,
-        ParameterSpec(
-            "f",
-            1.0,
-            "1",
-            "feedback switch (structural)",
-            "synthetic test model",
-            scale="lin",
-            estimable=False,
-        ),
-    )
     inputs: ClassVar[tuple[InputSpec, ...]] = (
         InputSpec("inducer", "fold", "induction"),
         InputSpec(
@@ -60,18 +49,25 @@ class FeedbackGene(ODEModel):
         return y
 
 
-@dataclass(frozen=True)
-class PlainGene(FeedbackGene):
-    name: ClassVar[str] = "plain_gene"
-    parameters: ClassVar[tuple[ParameterSpec, ...]] = (
-        *_COMMON,
-        ParameterSpec(
-            "f",
-            0.0,
-            "1",
-            "feedback switch (structural)",
-            "synthetic test model",
-            scale="lin",
-            estimable=False,
-        ),
+def _switch(value: float) -> ParameterSpec:
+    return ParameterSpec(
+        "f",
+        value,
+        "1",
+        "feedback switch (structural)",
+        "synthetic test model",
+        scale="lin",
+        estimable=False,
     )
+
+
+@dataclass(frozen=True)
+class FeedbackGene(_Gene):
+    name: ClassVar[str] = "feedback_gene"
+    parameters: ClassVar[tuple[ParameterSpec, ...]] = (*_COMMON, _switch(1.0))
+
+
+@dataclass(frozen=True)
+class PlainGene(_Gene):
+    name: ClassVar[str] = "plain_gene"
+    parameters: ClassVar[tuple[ParameterSpec, ...]] = (*_COMMON, _switch(0.0))

@@ -36,25 +36,25 @@ def _sbc_dir(out: Path, name: str) -> Path:
 
 
 def _simulate(problem, key) -> tuple[np.ndarray, np.ndarray, dict]:
+    """One prior draw of the problem's posterior, its predicted row values and the rows'
+    noise; (None, None, {}) where a solve fails."""
     import jax
     import jax.numpy as jnp
-    from numpyro.infer import Predictive
 
-    from ...inference import model_fn, prior_fn, problem_data
+    from ...inference import EvidencePosterior
 
-    data = jax.tree.map(jnp.asarray, problem_data(problem))
-    k_prior, k_pred, k_noise = jax.random.split(key, 3)
-    prior = Predictive(prior_fn(problem), num_samples=1)(k_prior, data)
-    latent = {k: v for k, v in prior.items() if k in ("z", "z_cell", "tau", "z_dose", "sigma")}
-    sim = Predictive(
-        model_fn(problem), posterior_samples=latent, return_sites=["predicted", "n_failed"]
-    )(k_pred, data)
-    if int(np.sum(np.asarray(sim["n_failed"]))):
+    posterior = EvidencePosterior(problem)
+    data = posterior.data
+    k_prior, k_noise = jax.random.split(key)
+    x = jnp.asarray(posterior.prior_sample(k_prior, 1, data)[0])
+    sim = jax.jit(posterior.record)(x, data)
+    if int(np.asarray(sim["n_failed"])):
         return None, None, {}
-    sd = np.asarray(data["ev"]["row_sd"])
-    values = np.asarray(sim["predicted"])[0] + np.asarray(jax.random.normal(k_noise, sd.shape)) * sd
-    theta = np.asarray(prior["theta"])[0]
-    return values, theta, {n: float(v) for n, v in zip(problem.priors.names, theta, strict=True)}
+    sd = np.asarray(data.ev["row_sd"])
+    values = np.asarray(sim["predicted"]) + np.asarray(jax.random.normal(k_noise, sd.shape)) * sd
+    theta = np.asarray(sim["theta"])
+    names = problem.parameterisation.names
+    return values, theta, {n: float(v) for n, v in zip(names, theta, strict=True)}
 
 
 def _check_rows(problem, where: str) -> None:
@@ -115,7 +115,7 @@ def prepare_sbc(plan, out: Path, dry_run: bool = False) -> dict[str, dict]:
     import jax
 
     from ...configs import load_config
-    from .._problem import build_problem
+    from .._build import evidence_problem
 
     spec = next(a.sbc for a in plan.config.axes if hasattr(a, "sbc"))
     extra: dict[str, dict] = {}
@@ -126,7 +126,7 @@ def prepare_sbc(plan, out: Path, dry_run: bool = False) -> dict[str, dict]:
         group = json.dumps(overrides, sort_keys=True, default=str)
         if group not in cache:
             loaded = load_config(plan.base, overrides)
-            problem, _ = build_problem(loaded)
+            problem, _ = evidence_problem(loaded)
             _check_rows(problem, f"{plan.path}: element {el.name}")
             cache[group] = (loaded, problem)
         loaded, problem = cache[group]
@@ -165,9 +165,9 @@ def prepare_sbc(plan, out: Path, dry_run: bool = False) -> dict[str, dict]:
 def _verify(loaded, tables, values, problem, name, sweep_path) -> None:
     """The copied tables must reproduce the simulated log values and the rows' log SDs."""
     from ...configs import load_config
-    from .._problem import build_problem
+    from .._build import evidence_problem
 
-    copy, _ = build_problem(
+    copy, _ = evidence_problem(
         load_config(loaded.path, {**dict(loaded.overrides), "data.tables": tables})
     )
     ok_values = np.allclose(np.asarray(copy.arrays.row_value), values, rtol=0, atol=1e-9)

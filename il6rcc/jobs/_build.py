@@ -1,7 +1,9 @@
-"""From a validated config to the inference problem (model, evidence, priors)."""
+"""From a validated config to its :class:`~il6rcc.inference.Posterior`: an ODE model
+fitted to evidence tables (model, evidence, priors) or a PEtab problem."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -9,7 +11,14 @@ from ..configs import LoadedConfig, model_from_config, solver_from_config
 from ..data import build_arrays, load_evidence, shipped_evidence_paths
 from ..data import columns as C
 from ..errors import ConfigError
-from ..inference import LikelihoodSettings, build_priors, make_problem, read_prior_table
+from ..inference import (
+    EvidencePosterior,
+    EvidenceProblem,
+    Posterior,
+    build_priors,
+    make_problem,
+    read_prior_table,
+)
 
 
 def evidence_paths(loaded: LoadedConfig) -> list[Path]:
@@ -68,11 +77,12 @@ def select_rows(evidence, loaded: LoadedConfig):
     return frame
 
 
-def build_problem(loaded: LoadedConfig):
-    """Model, evidence arrays, priors and the numpyro problem of a config.
+def evidence_problem(loaded: LoadedConfig) -> tuple[EvidenceProblem, dict]:
+    """Model, evidence arrays and parameterisation of a config whose model is fitted to
+    evidence tables.
 
     Every user error (model, data, prior tables) surfaces here, before any output is
-    written. Returns (problem, info) where info holds the inputs' hashes.
+    written. Returns (problem, info) where info holds the inputs' hashes and sizes.
     """
     cfg = loaded.config
     model = model_from_config(loaded)
@@ -92,24 +102,18 @@ def build_problem(loaded: LoadedConfig):
         overrides,
         cfg.priors.width_factor,
     )
-    lik = cfg.likelihood
     problem = make_problem(
         model,
         solver_from_config(loaded),
         arrays,
         priors,
-        LikelihoodSettings(
-            probit_scale=lik.probit_scale,
-            not_significant_effect=lik.not_significant_effect,
-            not_significant_floor=lik.not_significant_floor,
-            weighting=lik.weighting,
-        ),
+        cfg.likelihood,
         tau_scale=cfg.priors.tau_scale,
-        noise_scale=lik.noise_scale,
-        blot_scale_sd=lik.blot_scale_sd,
         holdout_rows=cfg.data.holdout_rows,
     )
     info = {
+        "kind": "evidence",
+        "solver": dataclasses.asdict(problem.solver),
         "data_files": file_hashes(paths),
         "prior_tables": file_hashes(prior_table_paths(loaded)),
         "n_rows": arrays.n_rows,
@@ -119,4 +123,45 @@ def build_problem(loaded: LoadedConfig):
     return problem, info
 
 
-__all__ = ["build_problem", "evidence_paths", "file_hashes", "prior_table_paths", "select_rows"]
+def petab_files(problem_yaml: Path) -> list[Path]:
+    """The files of a PEtab problem (its folder's YAML, TSV and SBML files)."""
+    folder = Path(problem_yaml).resolve().parent
+    suffixes = (".yaml", ".yml", ".tsv", ".xml", ".sbml")
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in suffixes)
+
+
+def build_posterior(loaded: LoadedConfig) -> tuple[Posterior, dict]:
+    """The posterior a config fits, and ``info`` (kind, input hashes and sizes).
+
+    Every user error surfaces here, before any output is written."""
+    cfg = loaded.config
+    if cfg.model.petab is None:
+        problem, info = evidence_problem(loaded)
+        return EvidencePosterior(problem), info
+    from ..petab_io import DEFAULT_SOLVER, PetabPosterior, load_problem
+
+    path = loaded.resolve(cfg.model.petab)
+    problem = load_problem(path)
+    solver = solver_from_config(loaded, DEFAULT_SOLVER)
+    posterior = PetabPosterior(problem, solver)
+    info = {
+        "kind": "petab",
+        "solver": dataclasses.asdict(solver),
+        "problem": str(path),
+        "data_files": file_hashes(petab_files(path)),
+        "prior_tables": {},
+        "n_measurements": problem.n_measurements,
+        "n_estimated": len(problem.parameters.estimated_ids),
+    }
+    return posterior, info
+
+
+__all__ = [
+    "build_posterior",
+    "evidence_paths",
+    "evidence_problem",
+    "file_hashes",
+    "petab_files",
+    "prior_table_paths",
+    "select_rows",
+]
