@@ -9,8 +9,10 @@ CONFIG ?= configs/default.yaml
 OUT    ?= runs/default
 PYTEST_ARGS ?=
 # Test files run in parallel processes (pytest-xdist), one file per process so that a
-# file's shared fixtures are built once; at most 4 processes.
-TEST_WORKERS ?= auto
+# file's shared fixtures are built once; one more process than cores (some tests mostly
+# wait on subprocesses or Slurm), at most 4. Files start in the order
+# tests/conftest.py gives them (the long ones first), not by their number of tests.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n < 4 ? n + 1 : 4 )))
 
 # Find a Python >= 3.12: on PATH first (python3.12, python3.13, python3), then pyenv.
 define FIND_PYTHON
@@ -48,7 +50,7 @@ run: $(STAMP)
 	$(VENV)/bin/il6rcc fit $(CONFIG) --out $(OUT)
 
 test: $(STAMP)
-	JAX_PLATFORMS=$${JAX_PLATFORMS:-cpu} $(PY) -m pytest -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile $(PYTEST_ARGS)
+	JAX_PLATFORMS=$${JAX_PLATFORMS:-cpu} $(PY) -m pytest -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 test-slow: $(STAMP)
 	JAX_PLATFORMS=$${JAX_PLATFORMS:-cpu} $(PY) -m pytest -m slow $(PYTEST_ARGS)

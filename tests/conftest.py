@@ -30,16 +30,18 @@ def rng():
 #: `make test` runs files in parallel processes, one file per process; starting the
 #: long ones first keeps one of them from running alone at the end.
 LONG_FILES = (
-    "test_shipped_jobs.py",
     "test_compare_predict.py",
     "test_sweep_slurm.py",
     "test_fit_job.py",
     "test_petab_fit.py",
+    "test_sweep.py",
+    "test_petab_export.py",
+    "test_models_biology.py",
     "test_models_circuit.py",
     "test_petab_benchmarks.py",
-    "test_models_biology.py",
-    "test_petab_export.py",
-    "test_sweep.py",
+    "test_petab_events.py",
+    "test_petab_transfer.py",
+    "test_profile.py",
 )
 
 

@@ -245,6 +245,8 @@ def test_variants_share_one_compiled_program(sims):
     assert _simulate_arrays._cache_size() == before
 
 
+# compiles the circuit for the CLI's own condition set (minutes)
+@pytest.mark.slow
 def test_cli_simulate_writes_table_and_figure(tmp_path):
     run_simulate(None, tmp_path)
     table = (tmp_path / "simulation.csv").read_text().splitlines()

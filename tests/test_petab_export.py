@@ -76,6 +76,8 @@ def test_export_passes_petablint(exported):
     assert "PEtab format check completed successfully" in result.stdout + result.stderr
 
 
+# compiles the exported circuit through the PEtab path (minutes)
+@pytest.mark.slow
 def test_round_trip_log_likelihood_equals_native(exported):
     model, measurements, yaml_path = exported
     problem = load_problem(yaml_path)

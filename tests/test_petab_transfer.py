@@ -212,6 +212,8 @@ def test_bachmann_fold_observables_are_one_plus_scaled_mrna(derive):
         assert len(rows) and (rows["observableParameters"] == scale).all()
 
 
+# compiles Bachmann's steady states (minutes)
+@pytest.mark.slow
 def test_bachmann_steady_state_mrna_follows_nuclear_share(derive):
     """RNA/RNAEqc = STAT5Imp/(STAT5Imp+STAT5Exp) x phosphorylated STAT5 fraction at a
     steady state under constant Epo: the basis of w = scale x nuclear share."""
