@@ -105,19 +105,38 @@ def test_bad_input_names_received_and_valid(tmp_path, capsys):
 
 
 @pytest.mark.slow
+def test_cli_on_a_fitted_run_folder(tmp_path):
+    """'il6rcc petab fit --method map', then 'il6rcc profile' from its map.csv."""
+    run, out = tmp_path / "run", tmp_path / "profiles"
+    fit = ["petab", "fit", str(FIXTURE / "linear.yaml"), "--out", str(run), "--method", "map"]
+    assert main([*fit, "--quiet"]) == 0
+    assert main(["profile", str(run), "--parameters", "b", "d", "--out", str(out)]) == 0
+    table = pd.read_csv(out / "profiles.csv")
+    assert set(table.parameter) == {"b", "d"} and set(table.profile) == {
+        "likelihood",
+        "posterior",
+    }
+    tail = (out / "profiles.md").read_text().split("## Practically non-identifiable")[1]
+    assert "d (lower and upper sides)" in tail and "b (" not in tail
+
+
+@pytest.mark.slow
 def test_boehm_known_non_identifiabilities(tmp_path):
-    """Boehm et al. 2014 (doi:10.1021/pr5006923): with the published data the scale
-    factors and the two dimerisation rates are not all identified; the ratio of the
-    homo- and heterodimerisation rates sets the observables. A fit, then profiles."""
-    from il6rcc.jobs import run_petab_fit
+    """Boehm et al. 2014 (doi:10.1021/pr5006923), from the benchmark's reference optimum
+    (the parameter table's nominal values): k_exp_hetero sits at its lower bound
+    (1.0007e-5, bound 1e-5) and k_imp_homo near its upper bound (9.77e4, bound 1e5), so
+    their likelihood profiles cannot cross the threshold on that side: practically
+    non-identifiable; the noise SD of pSTAT5A (16 measurements) is identified."""
     from il6rcc.petab_io import problem_path
 
-    run = tmp_path / "boehm"
-    budget = {"inference.method": "map", "inference.map.n_starts": 2}
-    assert run_petab_fit(problem_path("Boehm_JProteomeRes2014"), run, None, budget) == 0
+    posterior = PetabPosterior(load_problem(problem_path("Boehm_JProteomeRes2014")))
+    start = posterior.z_of(posterior.problem.parameters.nominal_theta)
+    names = ["k_exp_hetero", "k_imp_homo", "sd_pSTAT5A_rel"]
     out = tmp_path / "profiles"
-    assert main(["profile", str(run), "--parameters", "k_exp_hetero", "--out", str(out)]) == 0
-    table = pd.read_csv(out / "profiles.csv")
-    assert set(table.parameter) == {"k_exp_hetero"}
-    summary = (out / "profiles.md").read_text()
-    assert "k_exp_hetero" in summary.split("## Practically non-identifiable")[1]
+    profiles = write_profiles(posterior, start, names, out, quiet=True)
+    lik = {p.name: p for p in profiles if p.kind == "likelihood"}
+    assert lik["k_exp_hetero"].lower.open
+    assert lik["k_imp_homo"].upper.open
+    assert lik["sd_pSTAT5A_rel"].identifiable
+    tail = (out / "profiles.md").read_text().split("## Practically non-identifiable")[1]
+    assert "k_exp_hetero" in tail and "k_imp_homo" in tail and "sd_pSTAT5A_rel" not in tail
