@@ -71,11 +71,11 @@ from ._posterior import Posterior as Posterior
 from ._priors import build_priors as build_priors
 from ._priors import prior_table as prior_table
 from ._priors import read_prior_table as read_prior_table
-from ._profile import THRESHOLD as THRESHOLD
+from ._profile import PROFILE_THRESHOLD as PROFILE_THRESHOLD
 from ._profile import Profile as Profile
 from ._profile import ProfileSettings as ProfileSettings
-from ._profile import Side as Side
-from ._profile import check_names as check_names
+from ._profile import ProfileSide as ProfileSide
+from ._profile import check_profile_names as check_profile_names
 from ._profile import prior_range as prior_range
 from ._profile import profile as profile
 from ._recovery import simulated_evidence as simulated_evidence

@@ -9,7 +9,7 @@ profile walks outward on each side, either along given values (a grid) or with a
 adaptive step: the step is chosen so that the objective changes by about a quarter of
 the threshold per point (a proposed step that changes it by more than half is halved
 and tried again), and each side ends when the profile rises
-:data:`THRESHOLD` (chi2(1, 0.95) / 2 = 1.92) above the minimum (the edge of the 95 %
+:data:`PROFILE_THRESHOLD` (chi2(1, 0.95) / 2 = 1.92) above the minimum (the edge of the 95 %
 likelihood-ratio interval), at the edge of the prior's range, or after ``max_points``.
 
 A side that ends without crossing the threshold inside the prior's range is *open*: the
@@ -32,7 +32,7 @@ from ._posterior import BIG, Posterior
 
 #: chi2(1 degree of freedom, 0.95) / 2: the rise of a profile's negative log-likelihood
 #: above its minimum at the edges of the 95 % likelihood-ratio confidence interval.
-THRESHOLD = 1.920729410347062
+PROFILE_THRESHOLD = 1.920729410347062
 OBJECTIVES = ("likelihood", "posterior")
 
 
@@ -54,12 +54,14 @@ class ProfileSettings:
 
 
 @dataclass(frozen=True)
-class Side:
+class ProfileSide:
     """How one side of a profile ended: ``end`` is ``crossed`` (the profile rose above
     the threshold), ``prior range`` (it reached the range's edge below the threshold),
-    ``max points`` or ``failed`` (no step could be optimised); ``crossing``: the
-    coordinate's value where the profile crosses the threshold (linear interpolation;
-    NaN when open)."""
+    ``max points``, ``failed`` (no step could be optimised) or ``lower optimum found``
+    (a point below the start's value lowered the reference, so the last point falls
+    short of the threshold); ``crossing``: the coordinate's value where the profile
+    crosses the threshold (interpolated on the square root of the rise; NaN when
+    open)."""
 
     end: str
     crossing: float
@@ -92,8 +94,8 @@ class Profile:
     steps: np.ndarray
     status: tuple[str, ...]
     minimum: float
-    lower: Side
-    upper: Side
+    lower: ProfileSide
+    upper: ProfileSide
     prior_range: tuple[float, float]
 
     @property
@@ -169,7 +171,7 @@ def _walk(posterior, kind, settings, data, j, first, f_ref, direction, bounds, s
         values = sorted((v for v in grid if (v - x0[j]) * direction > 0), reverse=direction < 0)
     else:
         curvature = _curvature(posterior, kind, x0, j, data)
-        step = np.sqrt(2 * (THRESHOLD / 4) / curvature) if curvature > 0 else span / 10
+        step = np.sqrt(2 * (PROFILE_THRESHOLD / 4) / curvature) if curvature > 0 else span / 10
         step = float(np.clip(step, span / 1000, span / 5))
     points = []
     x_prev, f_prev, v_prev = np.asarray(x0), f0, float(x0[j])
@@ -185,7 +187,7 @@ def _walk(posterior, kind, settings, data, j, first, f_ref, direction, bounds, s
             if (v - edge) * direction > 0:
                 v = edge
         x, f, ok, steps, status = _optimise(posterior, kind, settings, data, x_prev, j, v)
-        too_far = status == "failed" or abs(f - f_prev) > THRESHOLD / 2
+        too_far = status == "failed" or abs(f - f_prev) > PROFILE_THRESHOLD / 2
         if values is None and too_far and step / 2 >= min_step:
             step /= 2  # too long a step, or a failed optimisation: shorter, again
             continue
@@ -195,9 +197,9 @@ def _walk(posterior, kind, settings, data, j, first, f_ref, direction, bounds, s
             if values is None:
                 return points, "failed"
             continue
-        if f - f_ref >= THRESHOLD:
+        if f - f_ref >= PROFILE_THRESHOLD:
             return points, "crossed"
-        if values is None and abs(f - f_prev) < THRESHOLD / 8:
+        if values is None and abs(f - f_prev) < PROFILE_THRESHOLD / 8:
             step *= 2
         x_prev, f_prev, v_prev = x, f, v
     return points, "max points"
@@ -219,7 +221,7 @@ def profile(
     settings = settings or ProfileSettings()
     data = posterior.data if data is None else data
     names = posterior.coordinate_names
-    check_names(posterior, [name])
+    check_profile_names(posterior, [name])
     if kind not in OBJECTIVES:
         raise Il6rccError(f"profile: objective {kind!r}; valid: {', '.join(OBJECTIVES)}")
     j = names.index(name)
@@ -263,11 +265,11 @@ def profile(
             v0, g0 = (prev[0], prev[2]) if prev is not None else (first[0], first[2])
             # interpolated on the square root of the rise: exact for a quadratic profile
             r0, r1 = np.sqrt(max(g0 - minimum, 0.0)), np.sqrt(max(f1 - minimum, 0.0))
-            t = (np.sqrt(THRESHOLD) - r0) / (r1 - r0) if r1 != r0 else 1.0
+            t = (np.sqrt(PROFILE_THRESHOLD) - r0) / (r1 - r0) if r1 != r0 else 1.0
             crossing = float(v0 + np.clip(t, 0.0, 1.0) * (v1 - v0))
-            if f1 - minimum < THRESHOLD:  # a lower minimum turned up later: not crossed
-                end, crossing = "max points", np.nan
-        return Side(end, crossing)
+            if f1 - minimum < PROFILE_THRESHOLD:  # a lower minimum turned up later: not crossed
+                end, crossing = "lower optimum found", np.nan
+        return ProfileSide(end, crossing)
 
     return Profile(
         name=name,
@@ -288,7 +290,7 @@ def profile(
     )
 
 
-def check_names(posterior: Posterior, names: Sequence[str], where: str = "profile") -> None:
+def check_profile_names(posterior: Posterior, names: Sequence[str], where: str = "profile") -> None:
     """One error naming every unknown parameter and the valid names."""
     valid = posterior.coordinate_names
     unknown = [n for n in names if n not in valid]
@@ -303,11 +305,11 @@ def check_names(posterior: Posterior, names: Sequence[str], where: str = "profil
 
 __all__ = [
     "OBJECTIVES",
-    "THRESHOLD",
+    "PROFILE_THRESHOLD",
     "Profile",
     "ProfileSettings",
-    "Side",
-    "check_names",
+    "ProfileSide",
+    "check_profile_names",
     "prior_range",
     "profile",
 ]

@@ -11,7 +11,7 @@ import pytest
 
 from il6rcc.cli import main
 from il6rcc.errors import Il6rccError
-from il6rcc.inference import THRESHOLD
+from il6rcc.inference import PROFILE_THRESHOLD
 from il6rcc.jobs.profile import run_profile, write_profiles
 from il6rcc.petab_io import PetabPosterior, load_problem
 
@@ -54,7 +54,7 @@ def test_linear_gaussian_profile_matches_closed_form(profiled):
     expected = closed_form_nll(rows.natural.to_numpy())
     grid = np.linspace(rows.natural.min(), rows.natural.max(), 2001)
     np.testing.assert_allclose(rows.delta, expected - closed_form_nll(grid).min(), atol=1e-3)
-    assert rows.delta.max() >= THRESHOLD  # the walk reached the threshold on both sides
+    assert rows.delta.max() >= PROFILE_THRESHOLD  # the walk reached the threshold on both sides
 
 
 def test_interval_and_identifiability_summary(profiled):
@@ -67,7 +67,7 @@ def test_interval_and_identifiability_summary(profiled):
     t, y = x.time.to_numpy(), x.measurement.to_numpy()
     sxx = ((t - t.mean()) ** 2).sum()
     a_hat = ((t - t.mean()) @ y) / sxx
-    half = np.sqrt(2 * THRESHOLD * SIGMA**2 / sxx)
+    half = np.sqrt(2 * PROFILE_THRESHOLD * SIGMA**2 / sxx)
     summary = (out / "profiles.md").read_text()
     row = next(line for line in summary.splitlines() if line.startswith("| a | likelihood"))
     lower, upper = (float(v) for v in row.split("|")[4:6])

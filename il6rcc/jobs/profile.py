@@ -34,12 +34,12 @@ import numpy as np
 from .. import _io
 from ..errors import Il6rccError
 from ..inference import (
-    THRESHOLD,
+    PROFILE_THRESHOLD,
     MapSettings,
     Posterior,
     Profile,
     ProfileSettings,
-    check_names,
+    check_profile_names,
     map_multistart,
     prior_range,
     profile,
@@ -133,14 +133,14 @@ def _bound(p: Profile, side, naturals) -> str:
     return f"{_natural_of(p, side.crossing, naturals):.4g}"
 
 
-def summary_text(profiles: Sequence[Profile], naturals, run_dir: Path) -> str:
+def summary_text(profiles: Sequence[Profile], naturals, run_dir: Path | None = None) -> str:
     """The Markdown summary: each profile's 95 % interval (natural scale where one
     variable depends on the coordinate alone) and the practically non-identifiable
     parameters (judged on the likelihood profiles)."""
     lines = [
-        f"# Profile likelihoods of {run_dir}",
+        "# Profile likelihoods" + (f" of {run_dir}" if run_dir is not None else ""),
         "",
-        f"Threshold: {THRESHOLD:.3f} above each profile's minimum (chi2(1, 0.95) / 2, the "
+        f"Threshold: {PROFILE_THRESHOLD:.3f} above each profile's minimum (chi2(1, 0.95) / 2, the "
         "95 % likelihood-ratio interval). Range: the prior's central 99 % interval of "
         "each coordinate. A side is *open* when the profile does not cross the threshold "
         "inside that range. The profile posterior is the negative log posterior density "
@@ -180,7 +180,7 @@ def _figure(p_lik: Profile, p_post: Profile, naturals, path: Path) -> None:
         xs = nat[1](p.xs) if nat else p.values
         ok = np.isfinite(p.objective)
         ax.plot(xs[ok], (p.objective - p.minimum)[ok], style, ms=3, label=f"profile {p.kind}")
-    ax.axhline(THRESHOLD, color="k", lw=0.8, ls=":", label="95 % threshold")
+    ax.axhline(PROFILE_THRESHOLD, color="k", lw=0.8, ls=":", label="95 % threshold")
     lo, hi = p_lik.prior_range
     edges = [_natural_of(p_lik, lo, naturals), _natural_of(p_lik, hi, naturals)]
     for e in edges:
@@ -213,7 +213,7 @@ def write_profiles(
     posterior of each parameter, in that order)."""
     settings = settings or ProfileSettings()
     out = Path(out)
-    check_names(posterior, list(parameters))
+    check_profile_names(posterior, list(parameters))
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise Il6rccError(f"{out}: the output folder exists and is not empty; give a new --out")
     say = (lambda line: None) if quiet else print
@@ -226,7 +226,7 @@ def write_profiles(
             profiles.append(profile(posterior, name, kind, start, settings, data, ranges, say))
     naturals = natural_coordinates(posterior, np.asarray(start), data)
     table = profile_table(profiles, naturals)
-    summary = summary_text(profiles, naturals, source or Path("(posterior)"))
+    summary = summary_text(profiles, naturals, source)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
@@ -288,7 +288,7 @@ def run_profile(
         )
     folder = open_run(run_dir, need=("config.yaml",))
     posterior = folder.posterior
-    check_names(posterior, list(parameters), where=f"profile {folder.path}")
+    check_profile_names(posterior, list(parameters), where=f"profile {folder.path}")
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise Il6rccError(f"{out}: the output folder exists and is not empty; give a new --out")
