@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the other coordinates are re-optimised (BFGS, warm-started from the neighbouring "
         "point) at fixed values stepping outward from the run's MAP until the profile "
         "rises 1.92 (chi2(1, 0.95) / 2) above its minimum or reaches the edge of the "
-        "prior's central 99 %% interval. Writes profiles.csv, profiles.md (printed) and "
+        "prior's central 99 % interval. Writes profiles.csv, profiles.md (printed) and "
         "figures/profile_<parameter>.png to --out.",
     )
     p.add_argument("run_dir", type=Path, help="run folder of 'il6rcc fit' or 'il6rcc petab fit'")

@@ -176,15 +176,19 @@ def _figure(p_lik: Profile, p_post: Profile, naturals, path: Path) -> None:
 
     nat = naturals[p_lik.index]
     fig, ax = plt.subplots(figsize=(5, 3.5))
+    shown = []
     for p, style in ((p_lik, "o-"), (p_post, "s--")):
         xs = nat[1](p.xs) if nat else p.values
         ok = np.isfinite(p.objective)
         ax.plot(xs[ok], (p.objective - p.minimum)[ok], style, ms=3, label=f"profile {p.kind}")
+        shown += list(xs[ok])
     ax.axhline(PROFILE_THRESHOLD, color="k", lw=0.8, ls=":", label="95 % threshold")
-    lo, hi = p_lik.prior_range
-    edges = [_natural_of(p_lik, lo, naturals), _natural_of(p_lik, hi, naturals)]
-    for e in edges:
-        ax.axvline(e, color="grey", lw=0.8, ls="--")
+    left, right = min(shown), max(shown)
+    pad = 0.05 * (right - left) or 0.5
+    ax.set_xlim(left - pad, right + pad)
+    for e in (_natural_of(p_lik, v, naturals) for v in p_lik.prior_range):
+        if left - pad <= e <= right + pad:  # the prior range's edge, where it is in view
+            ax.axvline(e, color="grey", lw=0.8, ls="--")
     ax.set_xlabel(nat[0] if nat else f"{p_lik.name} (unconstrained)")
     ax.set_ylabel("rise above minimum (-log)")
     ax.set_title(p_lik.name + ("" if p_lik.identifiable else " (practically non-identifiable)"))
