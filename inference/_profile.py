@@ -228,14 +228,24 @@ def profile(
     ranges = prior_range(posterior, settings, data) if ranges is None else ranges
     lo, hi = (float(v) for v in ranges[j])
     say = progress or (lambda line: None)
-    best = map_multistart(
-        posterior,
-        jax.random.PRNGKey(0),
-        replace(settings.map, n_starts=1),
-        data,
-        starts=np.asarray(start, dtype=np.float64)[None],
-        objective=kind,
-    )
+    start = np.asarray(start, dtype=np.float64)
+    try:
+        best = map_multistart(
+            posterior,
+            jax.random.PRNGKey(0),
+            replace(settings.map, n_starts=1),
+            data,
+            starts=start[None],
+            objective=kind,
+        )
+    except Il6rccError:  # recorded, not fatal: the other profiles go on
+        say(f"{name} ({kind}): the optimum's optimisation failed")
+        nll, nlp = _values(posterior, start[None], data)
+        failed = ProfileSide("failed", np.nan)
+        return Profile(
+            name, j, kind, start[j : j + 1], start[None], np.array([np.inf]), nll, nlp,
+            np.array([False]), np.array([0]), ("failed",), np.inf, failed, failed, (lo, hi),
+        )  # fmt: skip
     x0, f0 = np.asarray(best.x), float(best.value)
     first = (float(x0[j]), x0, f0, bool(best.converged[0]), int(best.steps[0]), "optimum")
     if not lo <= x0[j] <= hi:  # the optimum lies beyond the prior's range: start at its edge
@@ -261,8 +271,9 @@ def profile(
         points, end = sides[label]
         crossing = np.nan
         if end == "crossed":
-            (v1, _, f1, *_), prev = points[-1], (points[-2] if len(points) > 1 else None)
-            v0, g0 = (prev[0], prev[2]) if prev is not None else (first[0], first[2])
+            v1, f1 = points[-1][0], points[-1][2]
+            before = [first] + [q for q in points[:-1] if np.isfinite(q[2])]
+            v0, g0 = before[-1][0], before[-1][2]  # the last point that did not fail
             # interpolated on the square root of the rise: exact for a quadratic profile
             r0, r1 = np.sqrt(max(g0 - minimum, 0.0)), np.sqrt(max(f1 - minimum, 0.0))
             t = (np.sqrt(PROFILE_THRESHOLD) - r0) / (r1 - r0) if r1 != r0 else 1.0

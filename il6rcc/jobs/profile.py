@@ -133,6 +133,12 @@ def _bound(p: Profile, side, naturals) -> str:
     return f"{_natural_of(p, side.crossing, naturals):.4g}"
 
 
+def open_at_range(p: Profile) -> list[str]:
+    """The sides (``lower``, ``upper``) on which the profile reached the prior range's
+    edge below the threshold: where the parameter is practically non-identifiable."""
+    return [k for k, side in (("lower", p.lower), ("upper", p.upper)) if side.end == "prior range"]
+
+
 def summary_text(profiles: Sequence[Profile], naturals, run_dir: Path | None = None) -> str:
     """The Markdown summary: each profile's 95 % interval (natural scale where one
     variable depends on the coordinate alone) and the practically non-identifiable
@@ -157,14 +163,29 @@ def summary_text(profiles: Sequence[Profile], naturals, run_dir: Path | None = N
             f"{_bound(p, p.lower, naturals)} | {_bound(p, p.upper, naturals)} | "
             f"{len(p.values)} | {failed} |"
         )
-    flagged = []
+    flagged, undetermined = [], []
     for p in profiles:
         if p.kind != "likelihood" or p.identifiable:
             continue
-        sides = [s for s, side in (("lower", p.lower), ("upper", p.upper)) if side.open]
-        flagged.append(f"{p.name} ({' and '.join(sides)} side{'s' if len(sides) > 1 else ''})")
+        at_range = open_at_range(p)
+        if at_range:
+            plural = "s" if len(at_range) > 1 else ""
+            flagged.append(f"{p.name} ({' and '.join(at_range)} side{plural})")
+        else:
+            ends = {
+                s: side.end for s, side in (("lower", p.lower), ("upper", p.upper)) if side.open
+            }
+            undetermined.append(f"{p.name} ({', '.join(f'{k}: {v}' for k, v in ends.items())})")
     lines += ["", "## Practically non-identifiable (likelihood profile open)", ""]
     lines.append(", ".join(flagged) if flagged else "none of the profiled parameters")
+    if undetermined:
+        lines += [
+            "",
+            "## Undetermined (a side ended before crossing or reaching the range: rerun with "
+            "a larger --max-points, or check the failed points)",
+            "",
+            ", ".join(undetermined),
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -183,6 +204,10 @@ def _figure(p_lik: Profile, p_post: Profile, naturals, path: Path) -> None:
         ax.plot(xs[ok], (p.objective - p.minimum)[ok], style, ms=3, label=f"profile {p.kind}")
         shown += list(xs[ok])
     ax.axhline(PROFILE_THRESHOLD, color="k", lw=0.8, ls=":", label="95 % threshold")
+    title = p_lik.name + (" (practically non-identifiable)" if open_at_range(p_lik) else "")
+    if not shown:  # every point failed: an empty figure says so
+        shown = [_natural_of(p_lik, v, naturals) for v in p_lik.prior_range]
+        title = f"{p_lik.name}: every optimisation failed"
     left, right = min(shown), max(shown)
     pad = 0.05 * (right - left) or 0.5
     ax.set_xlim(left - pad, right + pad)
@@ -191,7 +216,7 @@ def _figure(p_lik: Profile, p_post: Profile, naturals, path: Path) -> None:
             ax.axvline(e, color="grey", lw=0.8, ls="--")
     ax.set_xlabel(nat[0] if nat else f"{p_lik.name} (unconstrained)")
     ax.set_ylabel("rise above minimum (-log)")
-    ax.set_title(p_lik.name + ("" if p_lik.identifiable else " (practically non-identifiable)"))
+    ax.set_title(title)
     ax.legend(fontsize=7)
     fig.tight_layout()
     _io.save_figure(fig, path, dpi=120)
@@ -304,6 +329,7 @@ def run_profile(
 
 __all__ = [
     "natural_coordinates",
+    "open_at_range",
     "profile_table",
     "run_profile",
     "run_start",
