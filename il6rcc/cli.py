@@ -113,6 +113,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="validate and list the elements")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
+    p = sub.add_parser(
+        "profile",
+        help="profile likelihoods and posteriors of parameters of a finished run; names the "
+        "practically non-identifiable ones",
+        description="Profile likelihood (and profile posterior) of each named parameter: "
+        "the other coordinates are re-optimised (BFGS, warm-started from the neighbouring "
+        "point) at fixed values stepping outward from the run's MAP until the profile "
+        "rises 1.92 (chi2(1, 0.95) / 2) above its minimum or reaches the edge of the "
+        "prior's central 99 % interval. Writes profiles.csv, profiles.md (printed) and "
+        "figures/profile_<parameter>.png to --out.",
+    )
+    p.add_argument("run_dir", type=Path, help="run folder of 'il6rcc fit' or 'il6rcc petab fit'")
+    p.add_argument(
+        "--parameters",
+        nargs="+",
+        required=True,
+        metavar="NAME",
+        help="coordinate names as in the run's map.csv (PEtab: parameter ids)",
+    )
+    p.add_argument("--out", required=True, type=Path, help="output folder (new or empty)")
+    p.add_argument(
+        "--grid",
+        type=int,
+        metavar="N",
+        help="N equally spaced values across the prior's range instead of the adaptive step",
+    )
+    p.add_argument("--max-points", type=int, default=30, help="points per side at most (30)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
     p = sub.add_parser("report", help="write a self-contained HTML report of a run")
     p.add_argument("run_dir", type=Path)
     p.add_argument("--out", type=Path, help="report file (default RUN_DIR/report.html)")
@@ -203,6 +232,17 @@ def _dispatch(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             quiet=args.quiet,
         )
+    if args.command == "profile":
+        from .inference import ProfileSettings
+        from .jobs.profile import run_profile
+
+        if args.max_points < 1 or (args.grid is not None and args.grid < 2):
+            raise Il6rccError(
+                f"profile: --max-points must be >= 1 and --grid >= 2 (received "
+                f"--max-points {args.max_points}, --grid {args.grid})"
+            )
+        settings = ProfileSettings(max_points=args.max_points, grid=args.grid)
+        return run_profile(args.run_dir, args.parameters, args.out, settings, quiet=args.quiet)
     if args.command == "report":
         from .jobs.report import write_report
 

@@ -7,7 +7,8 @@
   parameters, in one place;
 * MAP multi-start (:func:`map_multistart`, BFGS from optimistix), the Laplace
   approximation (:func:`laplace_approximation`), NUTS (:class:`ChainRunner`), SVI
-  (:func:`run_svi`), the importance check of approximations (:func:`importance_check`),
+  (:func:`run_svi`), profile likelihoods and posteriors (:func:`profile`), the
+  importance check of approximations (:func:`importance_check`),
   diagnostics with gates (:func:`diagnose`) and the run's DataTree
   (:func:`build_datatree`).
 """
@@ -70,6 +71,13 @@ from ._posterior import Posterior as Posterior
 from ._priors import build_priors as build_priors
 from ._priors import prior_table as prior_table
 from ._priors import read_prior_table as read_prior_table
+from ._profile import PROFILE_THRESHOLD as PROFILE_THRESHOLD
+from ._profile import Profile as Profile
+from ._profile import ProfileSettings as ProfileSettings
+from ._profile import ProfileSide as ProfileSide
+from ._profile import check_profile_names as check_profile_names
+from ._profile import prior_range as prior_range
+from ._profile import profile as profile
 from ._recovery import simulated_evidence as simulated_evidence
 from ._recovery import standardised_quantities as standardised_quantities
 from ._recovery import truth_point as truth_point

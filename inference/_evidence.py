@@ -286,10 +286,9 @@ def _evaluate(problem: EvidenceProblem, x, data: EvidenceData):
     row_llh = data.ev["row_weight"] * row_log_likelihood(
         data.ev, obs, ok, problem.likelihood, sigma, sites.blot_scale
     )
-    all_ok = jnp.all(ok)
-    fitted = jnp.sum(data.row_weight * row_llh)
-    lp = log_prior(problem, sites) + jnp.where(all_ok, fitted, -jnp.inf)
-    return sites, obs, ok, row_llh, lp
+    fitted = jnp.where(jnp.all(ok), jnp.sum(data.row_weight * row_llh), -jnp.inf)
+    lp = log_prior(problem, sites) + fitted
+    return sites, obs, ok, row_llh, fitted, lp
 
 
 @dataclass(frozen=True, eq=False)
@@ -322,6 +321,10 @@ class EvidencePosterior(Posterior):
     def log_density(self, x, data):
         return _evaluate(self.problem, x, data)[-1]
 
+    def log_likelihood(self, x, data):
+        """The fitted rows' weighted log-likelihood (held-out rows excluded)."""
+        return _evaluate(self.problem, x, data)[-2]
+
     def natural(self, x, data) -> dict:
         sites = split(x, data)
         param = data.parameterisation
@@ -341,7 +344,7 @@ class EvidencePosterior(Posterior):
         return out
 
     def record(self, x, data) -> dict:
-        sites, obs, ok, row_llh, lp = _evaluate(self.problem, x, data)
+        sites, obs, ok, row_llh, _, lp = _evaluate(self.problem, x, data)
         delta = unit_deltas(data.ev, obs, ok)
         return {
             **self.natural(x, data),

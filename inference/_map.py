@@ -246,6 +246,7 @@ def map_multistart(
     starts: np.ndarray | None = None,
     fixed: dict[int, float] | None = None,
     progress: Callable[[str], None] | None = None,
+    objective: str = "posterior",
 ) -> Minimum:
     """The MAP of a posterior from several starts.
 
@@ -256,6 +257,8 @@ def map_multistart(
         starts: [k, n] start points (warm starts); replaces the jittered ones.
         fixed: coordinate index -> value: those coordinates are held there and only the
             others are optimised (the result's points are full [n] vectors).
+        objective: ``posterior`` (the MAP) or ``likelihood`` (the maximum-likelihood
+            point, :meth:`Posterior.log_likelihood`; values are then -log likelihoods).
 
     Raises :class:`Il6rccError` when no start has a finite log density.
     """
@@ -274,6 +277,11 @@ def map_multistart(
         base[int(i)] = float(v)
     free = np.array([i for i in range(n) if i not in fixed], dtype=np.int32)
     compiled = posterior.compiled
+    if objective not in ("posterior", "likelihood"):
+        raise ValueError(f"objective must be 'posterior' or 'likelihood', got {objective!r}")
+    full_value_and_grad = (
+        compiled.value_and_grad if objective == "posterior" else compiled.likelihood_value_and_grad
+    )
 
     def value_and_grad(y, args):
         """The posterior's own compiled gradient, on the free coordinates (``args``:
@@ -281,12 +289,12 @@ def map_multistart(
         data, base, free = args
         full = np.array(base, dtype=np.float64)
         full[np.asarray(free)] = y
-        value, grad = compiled.value_and_grad(full, data)
+        value, grad = full_value_and_grad(full, data)
         return value, grad[np.asarray(free)]
 
-    # one stepper per posterior and tolerance (the number of free coordinates is a
-    # shape: jit keys its programs on it); its BFGS program holds no ODE solve
-    key_cache = ("map", float(settings.tol))
+    # one stepper per posterior, objective and tolerance (the number of free coordinates
+    # is a shape: jit keys its programs on it); its BFGS program holds no ODE solve
+    key_cache = ("map", float(settings.tol)) + (() if objective == "posterior" else (objective,))
     if key_cache not in compiled.cache:
         compiled.cache[key_cache] = BfgsStepper(value_and_grad, settings.tol)
     result = minimise(

@@ -97,6 +97,12 @@ class Posterior(abc.ABC):
         fails). Pure JAX, differentiable."""
 
     @abc.abstractmethod
+    def log_likelihood(self, x: jax.Array, data) -> jax.Array:
+        """The log-likelihood term of :meth:`log_density` (the fitted data's density
+        without the prior; -inf where an ODE solve fails): what a profile likelihood
+        optimises. Independent of the coordinates' parameterisation. Pure JAX."""
+
+    @abc.abstractmethod
     def record(self, x: jax.Array, data) -> dict[str, jax.Array]:
         """Everything a run records of one draw, from one evaluation of the model: the
         :attr:`layout`'s variables, ``log_density`` and ``n_failed`` (failed solves)."""
@@ -126,7 +132,9 @@ class CompiledPosterior:
 
     ``value_and_grad(x, data)``: the negative log density and its gradient, with
     non-finite values replaced by (:data:`BIG`, 0) so that optimisers and finite
-    differences see a wall, never a NaN. ``log_density(x, data)``. ``record(xs, data)``:
+    differences see a wall, never a NaN; ``likelihood_value_and_grad(x, data)``: the same
+    of the negative log-likelihood (compiled when first called). ``log_density(x, data)``.
+    ``record(xs, data)``:
     :meth:`Posterior.record` of many draws, mapped one after the other (a failed solve
     of one draw cannot touch the others, as it can inside a vmapped batch).
     """
@@ -135,12 +143,16 @@ class CompiledPosterior:
         #: compiled objects of the methods (e.g. the MAP's BFGS stepper), by key
         self.cache: dict = {}
 
-        def safe_value_and_grad(x, data):
-            value, grad = jax.value_and_grad(lambda y: -posterior.log_density(y, data))(x)
-            ok = jnp.isfinite(value) & jnp.all(jnp.isfinite(grad))
-            return jnp.where(ok, value, BIG), jnp.where(ok, grad, 0.0)
+        def walled(log_fn):
+            def safe_value_and_grad(x, data):
+                value, grad = jax.value_and_grad(lambda y: -log_fn(y, data))(x)
+                ok = jnp.isfinite(value) & jnp.all(jnp.isfinite(grad))
+                return jnp.where(ok, value, BIG), jnp.where(ok, grad, 0.0)
 
-        self._value_and_grad = jax.jit(safe_value_and_grad)
+            return jax.jit(safe_value_and_grad)
+
+        self._value_and_grad = walled(posterior.log_density)
+        self._likelihood_value_and_grad = walled(posterior.log_likelihood)
         self._log_density = jax.jit(posterior.log_density)
         self._record = jax.jit(
             lambda xs, data: jax.lax.map(lambda x: posterior.record(x, data), xs)
@@ -149,6 +161,10 @@ class CompiledPosterior:
 
     def value_and_grad(self, x, data) -> tuple[float, np.ndarray]:
         value, grad = self._value_and_grad(jnp.asarray(x, dtype=jnp.float64), data)
+        return float(value), np.asarray(grad)
+
+    def likelihood_value_and_grad(self, x, data) -> tuple[float, np.ndarray]:
+        value, grad = self._likelihood_value_and_grad(jnp.asarray(x, dtype=jnp.float64), data)
         return float(value), np.asarray(grad)
 
     def log_density(self, x, data) -> float:

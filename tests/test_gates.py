@@ -80,6 +80,9 @@ class Analytic(Posterior):
     def log_density(self, x, data):
         return self.fn(x)
 
+    def log_likelihood(self, x, data):
+        return self.fn(x)  # a flat prior
+
     def natural(self, x, data):
         return {"theta": x}
 

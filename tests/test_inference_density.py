@@ -84,6 +84,20 @@ def test_log_density_equals_hand_computation(tiny_weighted):
         np.testing.assert_allclose(got, expected, rtol=1e-8)
 
 
+def test_log_likelihood_is_the_log_density_without_the_prior():
+    """What the profile likelihood optimises: the z-only tiny problem's prior is a unit
+    Normal per coordinate, so log density = log likelihood + sum log N(z; 0, 1)."""
+    model, arrays = tiny_arrays()
+    priors = build_priors(model, ["a", "k"])
+    posterior = EvidencePosterior(make_problem(model, TIGHT, arrays, priors, SETTINGS))
+    data = jax.tree.map(jnp.asarray, posterior.data)
+    both = jax.jit(lambda x: (posterior.log_density(x, data), posterior.log_likelihood(x, data)))
+    for z in (np.array([0.3, -0.4]), np.array([-1.1, 0.8])):
+        lp, llh = (float(v) for v in both(jnp.asarray(z)))
+        np.testing.assert_allclose(lp, llh + norm.logpdf(z).sum(), rtol=1e-10)
+        np.testing.assert_allclose(lp, _hand_log_density(z, model, priors), rtol=1e-8)
+
+
 def test_log_density_gradient_matches_finite_differences():
     model, arrays = tiny_arrays()
     problem = make_problem(model, TIGHT, arrays, build_priors(model, ["a", "k"]), SETTINGS)
