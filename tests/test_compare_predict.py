@@ -131,6 +131,8 @@ def test_knockdown_prediction_equals_posterior_predictive_of_its_row(fits):
     assert 0.1 < row["q50"] < 0.5
 
 
+# simulates two circuit variants for every candidate (~2 min)
+@pytest.mark.slow
 def test_experiment_ranking_prefers_the_discriminating_experiment():
     """Circuit variants main (TKI -> NF-kB -> IL-6) and tki_akt_direct differ only in how
     a TKI acts. IFN alone (no TKI) gives the same pSTAT1 in both; sorafenib +

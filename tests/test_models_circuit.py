@@ -228,6 +228,9 @@ def test_failed_solve_of_one_condition_keeps_the_others():
     assert np.isfinite(sim.observables[1]).all()
 
 
+# compiles the circuit for its own condition set (~2 min); fits are checked bit for bit
+# in the default suite (test_fit_job.py)
+@pytest.mark.slow
 def test_two_runs_identical():
     conds = _all_inputs_conditions()
     a = simulate(MAIN, None, conds, [1.0, 10.0, 50.0])

@@ -19,6 +19,8 @@ def test_llh_main_reports_errors_as_petab_errors(tmp_path):
         llh_main(str(tmp_path / "nothing.yaml"))
 
 
+# exports and reloads the whole circuit (~2 min); export is checked in test_petab_export.py
+@pytest.mark.slow
 def test_export_main_writes_a_loadable_problem(tmp_path, capsys):
     out = tmp_path / "export"
     assert export_main("socs3_stat1", out) == 0
