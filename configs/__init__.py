@@ -8,6 +8,8 @@ from ._load import model_from_config as model_from_config
 from ._load import shipped_config as shipped_config
 from ._load import solver_from_config as solver_from_config
 from ._schema import RunConfig as RunConfig
+from ._sweep import ParameterAxis as ParameterAxis
+from ._sweep import ProfileOptions as ProfileOptions
 from ._sweep import SbcAxis as SbcAxis
 from ._sweep import SweepConfig as SweepConfig
 from ._sweep import ValuesAxis as ValuesAxis

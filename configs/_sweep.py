@@ -1,9 +1,13 @@
 """The typed, frozen schema of sweep configs (``il6rcc sweep SWEEP.yaml --out DIR``).
 
-A sweep names a base job config and the axes to vary; every combination of axis values
-is one element, fitted as an ordinary run folder. Unknown keys are rejected with the
-valid choices; every axis key is checked against the job schema, and every value by
-validating the job config it produces (:mod:`il6rcc.jobs.sweep`).
+A sweep of ``kind: fit`` (the default) names a base job config and the axes to vary;
+every combination of axis values is one element, fitted as an ordinary run folder. A
+sweep of ``kind: profile`` names a finished run folder (``run``) and one axis,
+``{parameter: [...]}``: each element is the profile likelihood of one parameter of that
+run (``il6rcc profile``), merged into one ``profiles.csv`` / ``profiles.md`` afterwards.
+Unknown keys are rejected with the valid choices; every axis key is checked against the
+job schema, and every value by validating the job config it produces
+(:mod:`il6rcc.jobs.sweep`).
 """
 
 from __future__ import annotations
@@ -153,17 +157,61 @@ class SbcAxis(Section):
         return self.sbc.label
 
 
+class ParameterAxis(Section):
+    """The parameters of a profile sweep (``kind: profile``), one element each:
+    ``{parameter: [k_a, k_b]}``; names as in the run's ``map.csv`` (PEtab: parameter
+    ids). A name the run does not have fails its element (recorded in sweep.csv), not
+    the sweep."""
+
+    parameter: list[str] = Field(min_length=1)
+    label: str = "parameter"
+
+    @field_validator("parameter")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        repeated = sorted({n for n in v if v.count(n) > 1})
+        if repeated:
+            raise ValueError(f"each parameter once; repeated: {repeated}")
+        blank = [n for n in v if not n.strip()]
+        if blank:
+            raise ValueError("expected parameter names, got an empty name")
+        return v
+
+    @property
+    def axis_label(self) -> str:
+        return self.label
+
+    def display_names(self) -> list[str]:
+        return [NAME_SAFE.sub("-", n).strip("-") or "-" for n in self.parameter]
+
+
 def _axis_kind(value: Any) -> str:
     if isinstance(value, dict):
-        return "sbc axis" if "sbc" in value else "values axis"
-    return "sbc axis" if isinstance(value, SbcAxis) else "values axis"
+        if "sbc" in value:
+            return "sbc axis"
+        return "parameter axis" if "parameter" in value else "values axis"
+    if isinstance(value, SbcAxis):
+        return "sbc axis"
+    return "parameter axis" if isinstance(value, ParameterAxis) else "values axis"
 
 
-#: an axis is an SBC axis when it has the key ``sbc``, else a values axis
+#: an axis is an SBC axis when it has the key ``sbc``, a parameter axis (profile
+#: sweeps) when it has the key ``parameter``, else a values axis
 Axis = Annotated[
-    Annotated[ValuesAxis, Tag("values axis")] | Annotated[SbcAxis, Tag("sbc axis")],
+    Annotated[ValuesAxis, Tag("values axis")]
+    | Annotated[SbcAxis, Tag("sbc axis")]
+    | Annotated[ParameterAxis, Tag("parameter axis")],
     Discriminator(_axis_kind),
 ]
+
+
+class ProfileOptions(Section):
+    """How each profile of a ``kind: profile`` sweep walks (``il6rcc profile``'s
+    options): ``grid``: that many equally spaced values across the prior's range
+    instead of the adaptive step; ``max_points``: points per side at most."""
+
+    grid: Annotated[int, Field(ge=2)] | None = None
+    max_points: PositiveInt = 30
 
 
 class SlurmSection(Section):
@@ -213,16 +261,26 @@ class ExecutorSection(Section):
 class SweepConfig(Section):
     """A sweep.
 
+    ``kind``: ``fit`` (each element an ``il6rcc fit`` run folder; the default) or
+    ``profile`` (each element the profile of one parameter of the run folder ``run``).
     ``base``: the job config every element starts from (relative to the sweep file).
     ``set``: job-config keys (dotted) given the same value in every element.
     ``axes``: what varies; ``combine``: ``product`` (every combination) or ``zip``
     (the i-th value of every axis together; equal lengths). ``then``: steps run over
     the finished elements: ``compare`` (``il6rcc compare`` -> DIR/compare/), ``sbc``
     (rank statistics of an SBC axis -> DIR/sbc/).
+
+    ``kind: profile`` takes ``run`` (a finished run folder, relative to the sweep
+    file), ``profile`` (:class:`ProfileOptions`) and one axis ``{parameter: [...]}``,
+    and no ``base``, ``set`` or ``then``: its elements are merged into DIR/profiles.csv,
+    DIR/profiles.md and DIR/figures/ after every run of the sweep.
     """
 
     name: str = "sweep"
-    base: str
+    kind: Literal["fit", "profile"] = "fit"
+    base: str | None = None
+    run: str | None = None
+    profile: ProfileOptions | None = None
     set: dict[str, Any] = Field(default_factory=dict)
     axes: list[Axis] = Field(min_length=1)
     combine: Literal["product", "zip"] = "product"
@@ -247,6 +305,13 @@ class SweepConfig(Section):
         taken = sorted(set(labels) & set(INDEX_COLUMNS))
         if taken:
             problems.append(f"axis labels {taken} are sweep.csv columns; set another 'label'")
+        problems += kind_problems(
+            self.kind,
+            {k for k in ("base", "run", "profile") if getattr(self, k) is not None},
+            list(self.set),
+            [_axis_kind(a) for a in self.axes],
+            list(self.then),
+        )
         keys = [a.key for a in self.axes if isinstance(a, ValuesAxis)]
         dup = sorted({k for k in keys if keys.count(k) > 1} | (set(keys) & set(self.set)))
         if dup:
@@ -257,14 +322,93 @@ class SweepConfig(Section):
         if "sbc" in self.then and not n_sbc:
             problems.append("then: 'sbc' needs an sbc axis")
         if self.combine == "zip":
-            lengths = {
-                len(a.values) if isinstance(a, ValuesAxis) else a.sbc.replicates for a in self.axes
-            }
+            lengths = {_axis_length(a) for a in self.axes}
             if len(lengths) > 1:
                 problems.append(f"combine 'zip' needs axes of equal length, got {sorted(lengths)}")
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError(_JOIN.join(problems))
         return self
+
+
+#: joins the problems of one model-level check (split again into lines when reported)
+_JOIN = " | "
+
+
+def _axis_length(axis) -> int:
+    if isinstance(axis, ValuesAxis):
+        return len(axis.values)
+    if isinstance(axis, SbcAxis):
+        return axis.sbc.replicates
+    return len(axis.parameter)
+
+
+def kind_problems(
+    kind: Any,
+    keys: set[str],
+    set_keys: list[str],
+    axes: list[str],
+    then: list[Any],
+) -> list[str]:
+    """The keys that do not fit the sweep's ``kind`` (each saying what to do).
+    ``keys``: the top-level keys given (not None); ``axes``: each axis's kind
+    (``values axis``, ``sbc axis``, ``parameter axis``)."""
+    problems = []
+    n_param = axes.count("parameter axis")
+    if kind == "fit":
+        if "base" not in keys:
+            problems.append(
+                "key base: required key is missing; kind 'fit' needs the job config every "
+                "element starts from (or kind: profile with run: RUN_DIR to profile a run)"
+            )
+        for key in ("run", "profile"):
+            if key in keys:
+                problems.append(f"key {key}: only for kind 'profile' (this sweep's kind is 'fit')")
+        if n_param:
+            problems.append("key axes: a {parameter: [...]} axis needs kind: profile and run")
+        return problems
+    if kind != "profile":
+        return problems  # reported by the schema
+    if "run" not in keys:
+        problems.append(
+            "key run: required key is missing; kind 'profile' needs the finished run folder "
+            "whose parameters are profiled (the --out of 'il6rcc fit')"
+        )
+    if "base" in keys:
+        problems.append(
+            "key base: kind 'profile' takes no base config (the run folder's own "
+            "config.yaml rebuilds its posterior); remove it"
+        )
+    if set_keys:
+        problems.append(f"key set: got {sorted(set_keys)}; kind 'profile' sets no job-config keys")
+    if n_param != 1 or len(axes) != 1:
+        others = [a for a in axes if a != "parameter axis"]
+        problems.append(
+            f"key axes: kind 'profile' takes exactly one axis, {{parameter: [NAME, ...]}}; got "
+            f"{n_param} parameter axes and {len(others)} other axes"
+        )
+    if then:
+        problems.append(
+            f"key then: got {list(then)}; kind 'profile' takes none (its elements are "
+            "merged into profiles.csv and profiles.md after every run of the sweep)"
+        )
+    return problems
+
+
+def _raw_kind_problems(data: Any) -> list[str]:
+    """:func:`kind_problems` of a sweep file's raw mapping (used when the schema fails,
+    so that these problems are reported in the same pass)."""
+    if not isinstance(data, dict):
+        return []
+    axes = data.get("axes") if isinstance(data.get("axes"), list) else []
+    set_keys = data.get("set") if isinstance(data.get("set"), dict) else {}
+    then = data.get("then") if isinstance(data.get("then"), list) else []
+    return kind_problems(
+        data.get("kind", "fit"),
+        {k for k, v in data.items() if v is not None},
+        list(set_keys),
+        [_axis_kind(a) for a in axes],
+        then,
+    )
 
 
 def load_sweep_config(path: str | Path) -> SweepConfig:
@@ -275,20 +419,34 @@ def load_sweep_config(path: str | Path) -> SweepConfig:
     try:
         return SweepConfig.model_validate(data)
     except ValidationError as err:
+        lines = []
+        for e in err.errors():
+            if e["loc"]:
+                continue
+            # a whole-sweep check (axes, kind): one line per problem, not the whole file
+            msg = e["msg"].removeprefix("Value error, ")
+            lines += [f"{path}: {m}" for m in msg.split(_JOIN)]
+        if not lines:  # the field errors stopped the whole-sweep checks: run them here
+            lines = [f"{path}: {m}" for m in _raw_kind_problems(data)]
         # the axis kind pydantic chose is not a key of the file: drop it from the key
-        lines = format_validation_error(str(path), err).splitlines()
-        lines = [ln.replace(".values axis", "").replace(".sbc axis", "") for ln in lines]
-        raise ConfigError("\n".join(lines)) from None
+        fields = [ln for ln in format_validation_error(str(path), err).splitlines()]
+        fields = [ln for ln in fields if not ln.startswith(f"{path}: key : ")]
+        for tag in (".values axis", ".sbc axis", ".parameter axis"):
+            fields = [ln.replace(tag, "") for ln in fields]
+        raise ConfigError("\n".join(fields + lines)) from None
 
 
 __all__ = [
     "Axis",
     "ExecutorSection",
+    "ParameterAxis",
+    "ProfileOptions",
     "SbcAxis",
     "SbcSpec",
     "SlurmSection",
     "SweepConfig",
     "ValuesAxis",
     "key_problem",
+    "kind_problems",
     "load_sweep_config",
 ]

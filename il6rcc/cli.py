@@ -104,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "sweep",
         help="many fits from a sweep file (variants, seeds, config keys, SBC replicates), "
-        "locally or on Slurm; rerun to continue",
+        "or the profiles of a run's parameters (kind: profile), locally or on Slurm; rerun "
+        "to continue",
     )
     p.add_argument("sweep", type=Path, help="sweep YAML (see configs/sweeps/)")
     p.add_argument("--out", required=True, type=Path, help="sweep folder (one run folder each)")
@@ -140,6 +141,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="N equally spaced values across the prior's range instead of the adaptive step",
     )
     p.add_argument("--max-points", type=int, default=30, help="points per side at most (30)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="profiles at once, each in its own process (a profile sweep in --out: "
+        "--out/parameter=NAME/, sweep.csv; rerun to continue). Default 1: one after the "
+        "other in this process, sharing one compilation",
+    )
+    p.add_argument(
+        "--executor",
+        choices=["local", "slurm"],
+        help="run the profiles as a profile sweep: 'local' (--jobs processes here) or "
+        "'slurm' (one array task each, the Slurm defaults of 'il6rcc sweep'; for other "
+        "resources write a kind: profile sweep file)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
     p = sub.add_parser("report", help="write a self-contained HTML report of a run")
@@ -241,7 +257,21 @@ def _dispatch(args: argparse.Namespace) -> int:
                 f"profile: --max-points must be >= 1 and --grid >= 2 (received "
                 f"--max-points {args.max_points}, --grid {args.grid})"
             )
+        if args.jobs < 1:
+            raise Il6rccError(f"profile: --jobs: got {args.jobs}; expected a number >= 1")
         settings = ProfileSettings(max_points=args.max_points, grid=args.grid)
+        if args.jobs > 1 or args.executor is not None:
+            from .jobs.profile import run_profile_sweep
+
+            return run_profile_sweep(
+                args.run_dir,
+                args.parameters,
+                args.out,
+                settings,
+                executor=args.executor or "local",
+                jobs=args.jobs,
+                quiet=args.quiet,
+            )
         return run_profile(args.run_dir, args.parameters, args.out, settings, quiet=args.quiet)
     if args.command == "report":
         from .jobs.report import write_report

@@ -9,17 +9,22 @@ Outputs, all written to a temporary folder that becomes ``DIR`` only when comple
     profiles.csv          one row per profile point (see :func:`profile_table`)
     profiles.md           the summary: 95 % intervals, practically non-identifiable
                           parameters (also printed)
+    profiles.json         the summary as data (see :func:`profile_record`)
     figures/profile_<parameter>.png
 
-Profiles run one after the other in this process, not as elements of the sweep
-executors (:mod:`il6rcc.jobs.sweep`): those run each element as an ``il6rcc fit``
-process that writes a run folder, while a profile is a few hundred small optimisations
-of one compiled posterior, whose compilation costs more than the profile itself on the
-problems of this package; one process shares it across every profile.
+By default the profiles run one after the other in this process: a profile is a few
+hundred small optimisations of one compiled posterior, whose compilation can cost more
+than the profile itself, and one process shares it across every profile. With
+``--jobs N`` (N > 1) or ``--executor slurm`` (:func:`run_profile_sweep`) each
+parameter's profile is an element of a profile sweep (:mod:`il6rcc.jobs.sweep`): its
+own process, on a local pool or as a Slurm array task, writing its own folder
+``DIR/parameter=NAME/``; the elements are then merged into ``DIR`` (the same files and
+numbers as the one-process run, which is deterministic).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -43,6 +48,14 @@ from ..inference import (
     map_multistart,
     prior_range,
     profile,
+)
+from ._profile_summary import (
+    CSV,
+    MARKDOWN,
+    RECORDS,
+    open_at_range,
+    profile_record,
+    summary_markdown,
 )
 from ._run_folder import open_run
 
@@ -127,66 +140,25 @@ def _natural_of(p: Profile, value: float, naturals) -> float:
     return float(nat[1](x[None])[0])
 
 
-def _bound(p: Profile, side, naturals) -> str:
-    if side.open:
-        return f"open ({side.end})"
-    return f"{_natural_of(p, side.crossing, naturals):.4g}"
-
-
-def open_at_range(p: Profile) -> list[str]:
-    """The sides (``lower``, ``upper``) on which the profile reached the prior range's
-    edge below the threshold: where the parameter is practically non-identifiable."""
-    return [k for k, side in (("lower", p.lower), ("upper", p.upper)) if side.end == "prior range"]
+def summary_records(profiles: Sequence[Profile], naturals) -> list[dict]:
+    """Each profile's summary as plain data (``profiles.json``; see
+    :func:`profile_record`)."""
+    return [
+        profile_record(
+            p,
+            naturals[p.index][0] if naturals[p.index] else None,
+            lambda v, p=p: _natural_of(p, v, naturals),
+        )
+        for p in profiles
+    ]
 
 
 def summary_text(profiles: Sequence[Profile], naturals, run_dir: Path | None = None) -> str:
     """The Markdown summary: each profile's 95 % interval (natural scale where one
     variable depends on the coordinate alone) and the practically non-identifiable
     parameters (judged on the likelihood profiles)."""
-    lines = [
-        "# Profile likelihoods" + (f" of {run_dir}" if run_dir is not None else ""),
-        "",
-        f"Threshold: {PROFILE_THRESHOLD:.3f} above each profile's minimum (chi2(1, 0.95) / 2, the "
-        "95 % likelihood-ratio interval). Range: the prior's central 99 % interval of "
-        "each coordinate. A side is *open* when the profile does not cross the threshold "
-        "inside that range. The profile posterior is the negative log posterior density "
-        "of the unconstrained coordinates (the prior and its Jacobian included).",
-        "",
-        "| parameter | profile | natural | lower 95 % | upper 95 % | points | failed |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for p in profiles:
-        nat = naturals[p.index]
-        failed = sum(s == "failed" for s in p.status)
-        lines.append(
-            f"| {p.name} | {p.kind} | {nat[0] if nat else '(unconstrained)'} | "
-            f"{_bound(p, p.lower, naturals)} | {_bound(p, p.upper, naturals)} | "
-            f"{len(p.values)} | {failed} |"
-        )
-    flagged, undetermined = [], []
-    for p in profiles:
-        if p.kind != "likelihood" or p.identifiable:
-            continue
-        at_range = open_at_range(p)
-        if at_range:
-            plural = "s" if len(at_range) > 1 else ""
-            flagged.append(f"{p.name} ({' and '.join(at_range)} side{plural})")
-        else:
-            ends = {
-                s: side.end for s, side in (("lower", p.lower), ("upper", p.upper)) if side.open
-            }
-            undetermined.append(f"{p.name} ({', '.join(f'{k}: {v}' for k, v in ends.items())})")
-    lines += ["", "## Practically non-identifiable (likelihood profile open)", ""]
-    lines.append(", ".join(flagged) if flagged else "none of the profiled parameters")
-    if undetermined:
-        lines += [
-            "",
-            "## Undetermined (a side ended before crossing or reaching the range: rerun with "
-            "a larger --max-points, or check the failed points)",
-            "",
-            ", ".join(undetermined),
-        ]
-    return "\n".join(lines) + "\n"
+    records = summary_records(profiles, naturals)
+    return summary_markdown(records, PROFILE_THRESHOLD, None if run_dir is None else str(run_dir))
 
 
 def _figure(p_lik: Profile, p_post: Profile, naturals, path: Path) -> None:
@@ -255,12 +227,16 @@ def write_profiles(
             profiles.append(profile(posterior, name, kind, start, settings, data, ranges, say))
     naturals = natural_coordinates(posterior, np.asarray(start), data)
     table = profile_table(profiles, naturals)
-    summary = summary_text(profiles, naturals, source)
+    records = summary_records(profiles, naturals)
+    run = None if source is None else str(source)
+    summary = summary_markdown(records, PROFILE_THRESHOLD, run)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
-        table.to_csv(tmp / "profiles.csv", index=False)
-        (tmp / "profiles.md").write_text(summary)
+        table.to_csv(tmp / CSV, index=False)
+        (tmp / MARKDOWN).write_text(summary)
+        doc = {"run": run, "threshold": PROFILE_THRESHOLD, "profiles": records}
+        (tmp / RECORDS).write_text(json.dumps(doc, indent=2) + "\n")
         for i in range(0, len(profiles), 2):
             name = profiles[i].name
             _figure(
@@ -327,12 +303,70 @@ def run_profile(
     return 0
 
 
+def run_profile_sweep(
+    run_dir: str | Path,
+    parameters: Sequence[str],
+    out: str | Path,
+    settings: ProfileSettings | None = None,
+    executor: str = "local",
+    jobs: int = 1,
+    quiet: bool = False,
+) -> int:
+    """``il6rcc profile --jobs N`` / ``--executor slurm``: each parameter's profile as
+    an element of a profile sweep in ``out`` (``out/parameter=NAME/``, ``out/sweep.csv``,
+    the sweep file ``out/_sweep/profile.yaml``), merged into ``out/profiles.csv``,
+    ``profiles.md``, ``profiles.json`` and ``figures/``. Rerunning the same command
+    skips the finished parameters. Exit status 1 when a profile failed (recorded in
+    sweep.csv and named in profiles.md). The run folder and the names are checked
+    first, as by :func:`run_profile`."""
+    import yaml
+
+    from .sweep import run_sweep
+
+    settings = settings or ProfileSettings()
+    forwarded = ProfileSettings(max_points=settings.max_points, grid=settings.grid)
+    if settings != forwarded:
+        raise Il6rccError(
+            "profile: a profile sweep forwards only max_points and grid to its elements; "
+            f"got {settings}"
+        )
+    if not Path(run_dir).is_dir():
+        raise Il6rccError(
+            f"profile: run folder {run_dir} does not exist; expected the --out folder of "
+            f"'il6rcc fit' or 'il6rcc petab fit' (with manifest.json and config.yaml)"
+        )
+    folder = open_run(run_dir, need=("config.yaml",))
+    check_profile_names(folder.posterior, list(parameters), where=f"profile {folder.path}")
+    out = Path(out).resolve()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not (out / "_sweep").is_dir():
+        raise Il6rccError(
+            f"{out}: the output folder exists, is not empty and holds no profile sweep to "
+            "continue; give a new --out"
+        )
+    sweep = {
+        "name": f"profile-{folder.path.resolve().name}",
+        "kind": "profile",
+        "run": str(folder.path.resolve()),
+        "profile": {"grid": settings.grid, "max_points": settings.max_points},
+        "axes": [{"parameter": list(parameters)}],
+        "executor": {"kind": executor, "jobs": jobs},
+    }
+    sweep_file = out / "_sweep" / "profile.yaml"
+    _io.write_text(sweep_file, yaml.safe_dump(sweep, sort_keys=False))
+    code = run_sweep(sweep_file, out, quiet=quiet)
+    if not quiet and (out / MARKDOWN).is_file():
+        print((out / MARKDOWN).read_text())
+    return code
+
+
 __all__ = [
     "natural_coordinates",
     "open_at_range",
     "profile_table",
     "run_profile",
+    "run_profile_sweep",
     "run_start",
+    "summary_records",
     "summary_text",
     "write_profiles",
 ]

@@ -1,4 +1,4 @@
-"""``il6rcc sweep SWEEP.yaml --out DIR``: many fits from one sweep file.
+"""``il6rcc sweep SWEEP.yaml --out DIR``: many fits (or profiles) from one sweep file.
 
 Each element (one combination of axis values) is an ordinary ``il6rcc fit`` run folder
 ``DIR/<element>/``; ``DIR/sweep.csv`` indexes them (status, wall time, gates, error).
@@ -10,9 +10,11 @@ sweep's own files (element configs, logs, attempt records, Slurm files) live in
 Modules: ``_plan`` (axes -> elements -> validated, self-contained configs), ``_element``
 (one attempt of one element, in its own process; state read off the run folder),
 ``_local`` and ``_slurm`` (executors), ``_index`` (sweep.csv), ``_then`` (steps after),
-``_sbc`` (the SBC axis). Another kind of element (profile-likelihood points, say) is an
-axis type in :mod:`il6rcc.configs` and a command in ``ElementRunner.command``; the
-executors, the index, skip/resume/retry and requeueing are shared.
+``_sbc`` (the SBC axis). A second kind of element, the profile likelihood of one
+parameter of a finished run (``kind: profile``, axis ``{parameter: [...]}``), is an
+``il6rcc profile`` process writing ``DIR/parameter=NAME/`` (see
+``ElementRunner.command``); ``_then`` merges those into ``DIR/profiles.csv`` and
+``profiles.md``. The executors, the index, skip/resume/retry and requeueing are shared.
 """
 
 from __future__ import annotations

@@ -1,13 +1,17 @@
-"""One sweep element: an ordinary run folder made by ``il6rcc fit``.
+"""One sweep element: an ordinary run folder made by ``il6rcc fit``, or (in a
+``kind: profile`` sweep) the profile of one parameter made by ``il6rcc profile``.
 
-The element's state is read off its run folder alone (the ``il6rcc fit`` contract):
+The element's state is read off its folder alone (the ``il6rcc fit`` contract):
 
-* ``complete``: ``manifest.json`` says so: nothing to do;
+* ``complete``: ``manifest.json`` says so, or the folder holds ``profiles.json`` (a
+  profile folder appears only when complete): nothing to do;
 * ``unfinished``: a manifest that is not complete (killed, timed out, preempted or
   failed): continue with ``il6rcc fit --resume RUN_DIR``, from its checkpoint;
-* ``pending``: no manifest yet: start ``il6rcc fit CONFIG --out RUN_DIR``.
+* ``pending``: neither: start ``il6rcc fit CONFIG --out RUN_DIR`` (or ``il6rcc profile
+  RUN --parameters NAME --out DIR``: a profile has no checkpoint; a stopped one starts
+  again).
 
-Each attempt runs ``il6rcc fit`` in its own process (a crash, an out-of-memory kill or a
+Each attempt runs its command in its own process (a crash, an out-of-memory kill or a
 signal ends that element's attempt, never the sweep), appends its output to the
 element's log and records itself in the element's state file. Runs on whatever machine
 executes the element (a local worker or a Slurm node): only files in the sweep folder
@@ -28,6 +32,8 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 from ... import _io
 
 #: the sweep's own files inside the sweep folder (element names always contain '=')
@@ -44,11 +50,15 @@ def element_paths(sweep_dir: Path, name: str) -> dict[str, Path]:
     }
 
 
+#: the file a complete profile element's folder holds (written with the folder)
+PROFILE_DONE = "profiles.json"
+
+
 def run_status(run_dir: Path) -> str:
     """``complete``, ``unfinished`` or ``pending`` (see the module docstring)."""
     man = Path(run_dir) / "manifest.json"
     if not man.is_file():
-        return "pending"
+        return "complete" if (Path(run_dir) / PROFILE_DONE).is_file() else "pending"
     try:
         status = json.loads(man.read_text()).get("status")
     except (OSError, ValueError):
@@ -106,8 +116,21 @@ class ElementRunner:
         self._proc: subprocess.Popen | None = None
         self._stopped = ""
 
+    def spec(self) -> dict:
+        """The element's config file: a job config, or a profile spec (``kind:
+        profile``; job configs have no top-level ``kind``)."""
+        text = element_paths(self.sweep_dir, self.name)["config"].read_text()
+        spec = yaml.safe_load(text)
+        return spec if isinstance(spec, dict) else {}
+
     def command(self, status: str) -> list[str]:
         p = element_paths(self.sweep_dir, self.name)
+        spec = self.spec()
+        if spec.get("kind") == "profile":
+            cmd = [self.python, "-m", "il6rcc.cli", "profile", spec["run"]]
+            cmd += ["--parameters", spec["parameter"], "--out", str(p["run"])]
+            cmd += ["--max-points", str(spec["max_points"])]
+            return cmd + (["--grid", str(spec["grid"])] if spec.get("grid") else [])
         base = [self.python, "-m", "il6rcc.cli", "fit", "--quiet"]
         if status == "unfinished":
             return [*base, "--resume", str(p["run"])]
@@ -121,6 +144,9 @@ class ElementRunner:
         if status == "pending" and p["run"].exists():
             # created but never started (stopped before its manifest was written)
             shutil.rmtree(p["run"])
+        for tmp in self.sweep_dir.glob(f".{self.name}.*.tmp"):
+            # a profile folder being written when its process was killed
+            shutil.rmtree(tmp, ignore_errors=True)
         action = "resumed" if status == "unfinished" else "started"
         cmd = self.command(status)
         p["log"].parent.mkdir(parents=True, exist_ok=True)
@@ -156,7 +182,10 @@ class ElementRunner:
                 if ok:
                     error = ""
                 elif self._stopped:
-                    error = f"stopped ({self._stopped}); continues from its checkpoint"
+                    again = "continues from its checkpoint"
+                    if final == "pending":  # a profile: no checkpoint
+                        again = "starts again"
+                    error = f"stopped ({self._stopped}); {again}"
                 else:
                     error = _error_of(output, -9 if returncode is None else returncode)
                 attempt = {
@@ -212,6 +241,7 @@ def _slurm_job_id() -> str:
 
 __all__ = [
     "META",
+    "PROFILE_DONE",
     "ElementRunner",
     "element_paths",
     "read_state",

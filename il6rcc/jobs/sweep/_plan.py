@@ -3,7 +3,9 @@ config, and write each one as a self-contained config under ``DIR/_sweep/configs
 
 An element is named from its axis values (``variant=socs3_stat1__seed=2``); its config
 is the base config with the axis values (and ``set``) applied, every file path made
-absolute, so an element runs the same from any working directory or cluster node.
+absolute, so an element runs the same from any working directory or cluster node. An
+element of a ``kind: profile`` sweep (``parameter=k_a``) has a profile spec instead:
+the run folder (absolute), the parameter and the profile options.
 """
 
 from __future__ import annotations
@@ -17,7 +19,14 @@ from typing import Any
 import yaml
 
 from ... import _io
-from ...configs import SweepConfig, ValuesAxis, load_config, load_sweep_config
+from ...configs import (
+    ParameterAxis,
+    ProfileOptions,
+    SweepConfig,
+    ValuesAxis,
+    load_config,
+    load_sweep_config,
+)
 from ...errors import ConfigError, Il6rccError
 from ._element import META, element_paths, run_status
 
@@ -28,16 +37,21 @@ PATH_KEYS = ("data.tables", "data.digitised", "priors.tables", "model.name")
 @dataclass(frozen=True)
 class Element:
     """One element: its folder name, its axis values (label -> shown value), the job
-    config keys it sets (dotted key -> value) and, for SBC, its replicate index."""
+    config keys it sets (dotted key -> value), for SBC its replicate index, and for a
+    profile sweep the parameter it profiles."""
 
     name: str
     values: tuple[tuple[str, str], ...]
     overrides: Mapping[str, Any] = field(default_factory=dict)
     sbc_replicate: int | None = None
+    parameter: str | None = None
 
 
 @dataclass(frozen=True)
 class SweepPlan:
+    """``base``: the base job config (``kind: fit``) or the run folder (``kind:
+    profile``), absolute."""
+
     path: Path
     config: SweepConfig
     base: Path
@@ -64,13 +78,33 @@ def _absolute(key: str, value: Any, folder: Path) -> Any:
     return [one(v) for v in value] if isinstance(value, list) else value
 
 
-def _axis_entries(axis) -> list[tuple[str, str, dict, int | None]]:
+def _axis_entries(axis) -> list[tuple[str, str, dict, int | None, str | None]]:
+    """(label, shown value, job-config overrides, SBC replicate, profiled parameter)
+    for each value of the axis."""
     if isinstance(axis, ValuesAxis):
         return [
-            (axis.axis_label, shown, {axis.key: value}, None)
+            (axis.axis_label, shown, {axis.key: value}, None, None)
             for value, shown in zip(axis.values, axis.display_names(), strict=True)
         ]
-    return [(axis.axis_label, str(r), {}, r) for r in range(axis.sbc.replicates)]
+    if isinstance(axis, ParameterAxis):
+        return [
+            (axis.axis_label, shown, {}, None, name)
+            for name, shown in zip(axis.parameter, axis.display_names(), strict=True)
+        ]
+    return [(axis.axis_label, str(r), {}, r, None) for r in range(axis.sbc.replicates)]
+
+
+def _run_folder(path: Path, cfg: SweepConfig, folder: Path) -> Path:
+    """The run folder a profile sweep profiles, checked to be one."""
+    run = (folder / str(cfg.run)).resolve()
+    missing = [n for n in ("manifest.json", "config.yaml") if not (run / n).is_file()]
+    if not run.is_dir() or missing:
+        found = "not found" if not run.is_dir() else f"holds no {' or '.join(missing)}"
+        raise ConfigError(
+            f"{path}: key run: got {cfg.run!r} (resolved to {run}), {found}; expected the "
+            "--out folder of 'il6rcc fit' or 'il6rcc petab fit' (manifest.json, config.yaml)"
+        )
+    return run
 
 
 def plan_sweep(path: str | Path) -> SweepPlan:
@@ -78,22 +112,26 @@ def plan_sweep(path: str | Path) -> SweepPlan:
     path = Path(path)
     cfg = load_sweep_config(path)
     folder = path.resolve().parent
-    base = (folder / cfg.base).resolve()
-    if not base.is_file():
-        raise ConfigError(f"{path}: key base: file {cfg.base!r} not found (resolved to {base})")
+    if cfg.kind == "profile":
+        base = _run_folder(path, cfg, folder)
+    else:
+        base = (folder / str(cfg.base)).resolve()
+        if not base.is_file():
+            raise ConfigError(f"{path}: key base: file {cfg.base!r} not found (resolved to {base})")
     entries = [_axis_entries(a) for a in cfg.axes]
     combos = itertools.product(*entries) if cfg.combine == "product" else zip(*entries, strict=True)
     common = {k: _absolute(k, v, folder) for k, v in cfg.set.items()}
     elements = []
     for combo in combos:
         overrides = dict(common)
-        sbc = None
-        for _, _, o, r in combo:
+        sbc = parameter = None
+        for _, _, o, r, par in combo:
             overrides.update({k: _absolute(k, v, folder) for k, v in o.items()})
             sbc = r if r is not None else sbc
-        values = tuple((label, shown) for label, shown, _, _ in combo)
+            parameter = par if par is not None else parameter
+        values = tuple((label, shown) for label, shown, *_ in combo)
         name = "__".join(f"{label}={shown}" for label, shown in values)
-        elements.append(Element(name, values, overrides, sbc))
+        elements.append(Element(name, values, overrides, sbc, parameter))
     names = [el.name for el in elements]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
@@ -118,9 +156,29 @@ def element_config(plan: SweepPlan, element: Element, extra: Mapping[str, Any] =
     return _resolved_config(loaded)
 
 
+def profile_spec(plan: SweepPlan, element: Element) -> dict:
+    """What a profile element runs: ``il6rcc profile RUN --parameters NAME`` with the
+    sweep's profile options (the element's config file)."""
+    options = plan.config.profile or ProfileOptions()
+    return {
+        "kind": "profile",
+        "run": str(plan.base),
+        "parameter": element.parameter,
+        "grid": options.grid,
+        "max_points": options.max_points,
+    }
+
+
 def validate(plan: SweepPlan, extra: Mapping[str, Mapping[str, Any]] = ()) -> dict[str, str]:
     """Every element's config as YAML text; ConfigError with all problems at once.
-    ``extra``: further overrides per element name (the SBC data tables)."""
+    ``extra``: further overrides per element name (the SBC data tables). A profile
+    element's parameter name is checked when it runs (an unknown one fails that
+    element, recorded in sweep.csv), since checking it here means building the run's
+    posterior in the driver."""
+    if plan.config.kind == "profile":
+        return {
+            el.name: yaml.safe_dump(profile_spec(plan, el), sort_keys=True) for el in plan.elements
+        }
     extra = dict(extra)
     problems: list[str] = []
     texts: dict[str, str] = {}
@@ -174,5 +232,6 @@ __all__ = [
     "element_config",
     "plan_sweep",
     "prepare",
+    "profile_spec",
     "validate",
 ]

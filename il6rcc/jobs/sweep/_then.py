@@ -2,7 +2,10 @@
 
 * ``compare``: ``il6rcc compare`` over every complete element -> ``DIR/compare/``
   (rewritten on every run of the sweep, so it always covers the complete elements);
-* ``sbc``: rank statistics of simulation-based calibration -> ``DIR/sbc/``.
+* ``sbc``: rank statistics of simulation-based calibration -> ``DIR/sbc/``;
+* a ``kind: profile`` sweep always merges its complete elements (one parameter's
+  profile each) into ``DIR/profiles.csv``, ``profiles.md``, ``profiles.json`` and
+  ``DIR/figures/``; failed elements are named in ``profiles.md``.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ._element import META
+from ._element import META, element_paths, read_state
 
 
 def _compare(plan, out: Path, complete: list[str], say) -> bool:
@@ -38,8 +41,27 @@ def _compare(plan, out: Path, complete: list[str], say) -> bool:
     return True
 
 
+def _merge_profiles(plan, out: Path, complete: list[str], say) -> bool:
+    from .._profile_summary import MARKDOWN, merge_profiles
+
+    done = [el for el in plan.elements if el.name in complete]
+    if not done:
+        say("profiles: no complete element; nothing merged")
+        return False
+    failed = {}
+    for el in plan.elements:
+        if el.name not in complete:
+            attempts = read_state(element_paths(out, el.name)["state"]).get("attempts", [])
+            failed[el.parameter] = (attempts[-1].get("error") if attempts else "") or "not run"
+    merge_profiles(out, [out / el.name for el in done], failed)
+    say(f"profiles: {len(done)} merged into {out / MARKDOWN}")
+    return True
+
+
 def run_then(plan, out: Path, complete: list[str], say) -> bool:
     ok = True
+    if plan.config.kind == "profile":
+        ok = _merge_profiles(plan, out, complete, say)
     for step in plan.config.then:
         if step == "compare":
             ok = _compare(plan, out, complete, say) and ok
