@@ -5,6 +5,11 @@ from ._bdf import BDFInterpolation as BDFInterpolation
 from ._bdf import BDFState as BDFState
 from ._bdf import BDFStatistics as BDFStatistics
 from ._bdf import bdf_statistics as bdf_statistics
+from ._dosing import Bolus as Bolus
+from ._dosing import DosingSchedule as DosingSchedule
+from ._dosing import Exposure as Exposure
+from ._dosing import ScheduleEvents as ScheduleEvents
+from ._dosing import ScheduleLayout as ScheduleLayout
 from ._events import NO_STEADY_STATE as NO_STEADY_STATE
 from ._events import OK as OK
 from ._events import STATUS_TEXT as STATUS_TEXT
