@@ -35,6 +35,14 @@ A user model lives in any Python file::
             return jnp.ones(1)
 
 and a config points at it with ``model: path/to/file.py:Decay``.
+
+A :class:`Condition` holds a model's inputs constant from treatment start; timed doses
+(a bolus into a state, an input switched on and washed out, repeated every few hours)
+go in its ``schedule``, a :class:`~il6rcc.models.DosingSchedule`::
+
+    Condition("pulsed", "default", schedule=DosingSchedule((
+        Bolus("x", amount=1.5, time=1.0, every=12.0, count=3),
+    )))
 """
 
 from __future__ import annotations

@@ -33,9 +33,9 @@ import optimistix as optx
 
 from ..errors import ModelSpecError
 from ..runtime import require_x64
-from ._dosing import ScheduleLayout, schedule_slots
 from ._events import OK, solve_with_events
 from ._model import Condition, ODEModel, condition_inputs
+from ._schedule_events import ScheduleLayout, schedule_slots
 from ._solvers import SolverSettings
 
 

@@ -7,9 +7,9 @@ a bolus adds its amount to x; an exposure sets u to its level and its wash-out b
 to 0. Repeated boluses of A at t_i on the basal level give the linear-decay
 superposition x(t) = a / k + sum_{t_i <= t} A exp(-k (t - t_i)).
 
-One batch holds every condition (one compilation of the value and one of the
-gradient: about 40 s together on two shared cores). Bad schedules are refused
-without compiling anything.
+One batch holds every condition: one compilation of the value (about 15 s of CPU);
+the gradient's (about 70 s of CPU) runs with ``-m slow``, as does the circuit's
+tocilizumab wash-out. Bad schedules are refused without compiling anything.
 """
 
 import jax
@@ -150,6 +150,7 @@ def _event_list(batch, row, values, times):
     ]
 
 
+@pytest.mark.slow  # compiling the gradient through the event solver: about 70 s of CPU
 def test_gradient_matches_closed_form_and_finite_differences(batch):
     """d/d(a, k, dose amounts and levels, dose times) of a weighted sum of outputs.
 
@@ -296,3 +297,22 @@ def test_pretreatment_and_phase_inputs_cannot_be_scheduled():
         make_batch(circuit, conditions)
     assert "Exposure to 'si_socs3', a pre-treatment input" in str(err.value)
     assert "Exposure to 'treatment_phase', the treatment-phase input" in str(err.value)
+
+
+@pytest.mark.slow  # compiles the circuit with dose events (minutes)
+def test_circuit_tocilizumab_washout_releases_the_il6r_blockade():
+    """IL-6-stimulated 786-O cells under tocilizumab, continuous vs washed out at 24 h:
+    equal before the wash-out; afterwards IL-6R is free again, so pSTAT3 recovers above
+    the continuously blocked cells."""
+    circuit = RCCCircuit()
+    exposure = Exposure("tocilizumab", 100.0, start=0.0, duration=24.0)
+    conditions = [
+        Condition("continuous", "786-O", {"il6": 10.0, "tocilizumab": 100.0}),
+        Condition("washout", "786-O", {"il6": 10.0}, schedule=DosingSchedule((exposure,))),
+    ]
+    times = np.array([12.0, 23.0, 30.0, 48.0])
+    sim = simulate(circuit, None, conditions, times)
+    assert sim.success.all()
+    pstat3 = sim.observable("pstat3")
+    np.testing.assert_allclose(pstat3[1, :2], pstat3[0, :2], rtol=1e-5)
+    assert np.all(pstat3[1, 2:] > pstat3[0, 2:] * 1.01)
