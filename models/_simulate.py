@@ -424,6 +424,9 @@ def _solve_scheduled(model, solver, events, params, inputs, y0, times, values, d
     def field(t, y, p):
         return model.vector_field(t, y, p[:n_p], p[n_p : n_p + n_u])
 
+    # A hair past the last time: a dose at exactly that time lies inside the solve
+    # (diffrax does not report an event at t1), so the output there sees it.
+    t_end = times[-1] * (1.0 + 1e-12) + 1e-12
     out = solve_with_events(
         field,
         events,
@@ -431,7 +434,7 @@ def _solve_scheduled(model, solver, events, params, inputs, y0, times, values, d
         y0,
         jnp.concatenate([params, inputs, values, dose_times]),
         times,
-        times[-1],
+        t_end,
         max_segments=events.default_segments(),
     )
     ok = (out.status == OK) & jnp.all(jnp.isfinite(out.ys))

@@ -66,6 +66,7 @@ CONDITIONS = [
         schedule=DosingSchedule(
             (
                 Bolus("x", AMOUNT, 2.0),
+                Bolus("x", AMOUNT, 6.0),  # at the last output time: seen there
                 Exposure("inducer", LEVEL, start=1.0, duration=3.0, every=4.0, count=2),
             )
         ),
@@ -79,7 +80,13 @@ EVENTS = {
     "bolus": [(1.0, "add", AMOUNT), (2.5, "add", AMOUNT), (4.0, "add", AMOUNT)],
     "washout": [(0.5, "on", LEVEL), (2.5, "off", 0.0)],
     "pulses": [(0.5, "on", LEVEL), (1.5, "off", 0.0), (1.5, "on", LEVEL), (2.5, "off", 0.0)],
-    "both": [(1.0, "on", LEVEL), (2.0, "add", AMOUNT), (4.0, "off", 0.0), (5.0, "on", LEVEL)],
+    "both": [
+        (1.0, "on", LEVEL),
+        (2.0, "add", AMOUNT),
+        (4.0, "off", 0.0),
+        (5.0, "on", LEVEL),
+        (6.0, "add", AMOUNT),
+    ],
 }
 ORDER = {"off": 0, "add": 1, "on": 2}  # at one instant
 
