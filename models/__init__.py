@@ -5,6 +5,9 @@ from ._bdf import BDFInterpolation as BDFInterpolation
 from ._bdf import BDFState as BDFState
 from ._bdf import BDFStatistics as BDFStatistics
 from ._bdf import bdf_statistics as bdf_statistics
+from ._dosing import Bolus as Bolus
+from ._dosing import DosingSchedule as DosingSchedule
+from ._dosing import Exposure as Exposure
 from ._events import NO_STEADY_STATE as NO_STEADY_STATE
 from ._events import OK as OK
 from ._events import STATUS_TEXT as STATUS_TEXT
@@ -22,6 +25,8 @@ from ._model import ObservableSpec as ObservableSpec
 from ._model import ODEModel as ODEModel
 from ._model import ParameterSpec as ParameterSpec
 from ._model import condition_inputs as condition_inputs
+from ._schedule_events import ScheduleEvents as ScheduleEvents
+from ._schedule_events import ScheduleLayout as ScheduleLayout
 from ._simulate import ConditionBatch as ConditionBatch
 from ._simulate import Simulation as Simulation
 from ._simulate import basal_state as basal_state

@@ -35,6 +35,14 @@ A user model lives in any Python file::
             return jnp.ones(1)
 
 and a config points at it with ``model: path/to/file.py:Decay``.
+
+A :class:`Condition` holds a model's inputs constant from treatment start; timed doses
+(a bolus into a state, an input switched on and washed out, repeated every few hours)
+go in its ``schedule``, a :class:`~il6rcc.models.DosingSchedule`::
+
+    Condition("pulsed", "default", schedule=DosingSchedule((
+        Bolus("x", amount=1.5, time=1.0, every=12.0, count=3),
+    )))
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import ModelSpecError, choices
+from ._dosing import DosingSchedule
 from ._types import Inputs, ObservableValues, Params, State
 
 Scale = Literal["log", "logit", "lin"]
@@ -405,16 +414,21 @@ class ODEModel(abc.ABC):
 class Condition:
     """One experimental condition: a cell line and the perturbations applied to it.
 
-    ``perturbations`` maps input names to doses in the input's unit (indicators: 1).
-    Inputs not named are 0.
+    ``perturbations`` maps input names to doses in the input's unit (indicators: 1),
+    held from the start of treatment to the end. Inputs not named are 0.
+    ``schedule`` adds timed doses: boluses into states and exposures to inputs that
+    start and are washed out at given times (:class:`DosingSchedule`).
     """
 
     id: str
     cell_line: str
     perturbations: Mapping[str, float] = field(default_factory=dict)
+    schedule: DosingSchedule | None = None
 
     def __hash__(self) -> int:
-        return hash((self.id, self.cell_line, tuple(sorted(self.perturbations.items()))))
+        return hash(
+            (self.id, self.cell_line, tuple(sorted(self.perturbations.items())), self.schedule)
+        )
 
 
 def condition_inputs(model: ODEModel, conditions: Sequence[Condition]) -> np.ndarray:

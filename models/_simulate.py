@@ -14,6 +14,9 @@ switches are parameters share one program (:attr:`ODEModel.program`). Each condi
 2. receives its treatment (``model.perturb``, e.g. a bolus of exogenous IL-6);
 3. is integrated with an adaptive solver, ``throw=False``: a failed solve sets that
    condition's ``success`` flag to False and its outputs to NaN, it never raises.
+   A condition with a :class:`~il6rcc.models.DosingSchedule` is integrated piecewise
+   between its doses (:func:`~il6rcc.models.solve_with_events`); the others take the
+   plain path above, whatever their neighbours in the batch do.
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ import optimistix as optx
 
 from ..errors import ModelSpecError
 from ..runtime import require_x64
+from ._events import OK, solve_with_events
 from ._model import Condition, ODEModel, condition_inputs
+from ._schedule_events import ScheduleLayout, schedule_slots
 from ._solvers import SolverSettings
 
 
@@ -47,6 +52,9 @@ class ConditionBatch:
         basal_param_index: [n_basal] parameter row of each basal group.
         basal_inputs: [n_basal, n_inputs] pre-treatment inputs of each basal group.
         t_end: [n_conditions] last time each condition is needed at (hours), or None.
+        schedule: the slot layout of the conditions' dosing schedules (None: none has
+            one); dose_values, dose_times: [n_scheduled, n_slots] amounts or levels and
+            times (h) of the slots, rows in the order of ``schedule.conditions``.
     """
 
     ids: tuple[str, ...]
@@ -58,6 +66,9 @@ class ConditionBatch:
     basal_param_index: np.ndarray
     basal_inputs: np.ndarray
     t_end: np.ndarray | None = None
+    schedule: ScheduleLayout | None = None
+    dose_values: np.ndarray | None = None
+    dose_times: np.ndarray | None = None
 
     @property
     def n_conditions(self) -> int:
@@ -106,8 +117,8 @@ def make_batch(
     appearance). ``condition_rows`` names each condition's parameter row when rows are
     not plain cell lines (e.g. a counterfactual variant of a line); then ``row_names``
     are taken as given. ``t_end`` (hours, one per condition) lets the simulator group
-    conditions by horizon. Unknown cell lines or perturbations and negative doses raise
-    one :class:`ModelSpecError` that lists every problem.
+    conditions by horizon. Unknown cell lines or perturbations, negative doses and
+    invalid dosing schedules raise one :class:`ModelSpecError` that lists every problem.
     """
     conditions = list(conditions)
     if not conditions:
@@ -117,6 +128,8 @@ def make_batch(
         dup = sorted({i for i in ids if ids.count(i) > 1})
         raise ModelSpecError(f"duplicate condition ids: {dup}")
     inputs = condition_inputs(model, conditions)
+    slots = schedule_slots(model, conditions)
+    schedule, dose_values, dose_times = slots if slots is not None else (None, None, None)
     canonical = [model.cell_line(c.cell_line).name for c in conditions]
     if condition_rows is not None and len(condition_rows) != len(conditions):
         raise ModelSpecError(
@@ -152,6 +165,9 @@ def make_batch(
         basal_param_index=basal_param_index,
         basal_inputs=basal_inputs,
         t_end=None if t_end is None else np.asarray(t_end, dtype=np.float64),
+        schedule=schedule,
+        dose_values=dose_values,
+        dose_times=dose_times,
     )
 
 
@@ -401,6 +417,30 @@ def _solve_one(model, solver, params, inputs, y0, times):
     return sol.ys, ok, sol.stats["num_steps"]
 
 
+def _solve_scheduled(model, solver, events, params, inputs, y0, times, values, dose_times):
+    """:func:`_solve_one` with dose events; also returns the inputs at each time."""
+    n_p, n_u = params.shape[0], inputs.shape[0]
+
+    def field(t, y, p):
+        return model.vector_field(t, y, p[:n_p], p[n_p : n_p + n_u])
+
+    # A hair past the last time: a dose at exactly that time lies inside the solve
+    # (diffrax does not report an event at t1), so the output there sees it.
+    t_end = times[-1] * (1.0 + 1e-12) + 1e-12
+    out = solve_with_events(
+        field,
+        events,
+        solver,
+        y0,
+        jnp.concatenate([params, inputs, values, dose_times]),
+        times,
+        t_end,
+        max_segments=events.default_segments(),
+    )
+    ok = (out.status == OK) & jnp.all(jnp.isfinite(out.ys))
+    return out.ys, out.ps[:, n_p : n_p + n_u], ok, out.num_steps
+
+
 def _batched(fn, solver: SolverSettings):
     if solver.batching == "vmap":
         return jax.vmap(fn)
@@ -426,6 +466,10 @@ def simulate_arrays(
     basal_inputs: jax.Array,
     times: jax.Array,
     groups: Groups | None = None,
+    *,
+    schedule: ScheduleLayout | None = None,
+    dose_values: jax.Array | None = None,
+    dose_times: jax.Array | None = None,
 ):
     """The jitted core (see :func:`_simulate_arrays`), compiled once per model
     *program*: variants that differ only in parameter values share it."""
@@ -440,10 +484,13 @@ def simulate_arrays(
         basal_inputs,
         times,
         groups=groups,
+        schedule=schedule,
+        dose_values=dose_values,
+        dose_times=dose_times,
     )
 
 
-@partial(jax.jit, static_argnames=("model", "solver", "groups"))
+@partial(jax.jit, static_argnames=("model", "solver", "groups", "schedule"))
 def _simulate_arrays(
     model: ODEModel,
     solver: SolverSettings,
@@ -455,6 +502,10 @@ def _simulate_arrays(
     basal_inputs: jax.Array,
     times: jax.Array,
     groups: Groups | None = None,
+    *,
+    schedule: ScheduleLayout | None = None,
+    dose_values: jax.Array | None = None,
+    dose_times: jax.Array | None = None,
 ):
     """The jitted core. Array-level (traced doses and parameters welcome).
 
@@ -466,6 +517,9 @@ def _simulate_arrays(
         groups: optional static partition of the conditions by horizon (see
             :meth:`ConditionBatch.horizon_groups`); each group is solved in its own
             batched loop up to its last needed time. Outputs at later times are NaN.
+        schedule: static slot layout of the dosing schedules
+            (:attr:`ConditionBatch.schedule`), with ``dose_values`` and ``dose_times``
+            [n_scheduled, n_slots] (traced: outputs are differentiable in them).
 
     Returns:
         (observables [n_c, n_t, n_obs], states [n_c, n_t, n_states],
@@ -491,13 +545,44 @@ def _simulate_arrays(
 
         return _batched(one, solver)(p, u, y_start)
 
+    def solve_scheduled(p, u, y_start, ts, values, dose_t):
+        def one(p1, u1, y1, v1, t1):
+            ys, us, ok, n = _solve_scheduled(model, solver, schedule.events, p1, u1, y1, ts, v1, t1)
+            safe = jnp.where(ok, ys, 1.0)
+            obs = jax.vmap(lambda t, y, ut: model.observe(t, y, p1, ut))(ts, safe, us)
+            return safe, obs, ok, n
+
+        return _batched(one, solver)(p, u, y_start, values, dose_t)
+
+    row_of = {} if schedule is None else {c: r for r, c in enumerate(schedule.conditions)}
+
     obs_all = jnp.full((n_c, n_t, model.n_observables), jnp.nan)
     ys_all = jnp.full((n_c, n_t, model.n_states), jnp.nan)
     ok_all = jnp.zeros(n_c, dtype=bool)
     steps_all = jnp.zeros(n_c, dtype=jnp.int32)
-    for members, n_used in groups:
+    parts = [
+        (part, n_used)
+        for members, n_used in groups
+        for part in (
+            tuple(c for c in members if c not in row_of),
+            tuple(c for c in members if c in row_of),
+        )
+        if part
+    ]
+    for members, n_used in parts:
         idx = np.asarray(members, dtype=np.int32)
-        ys, obs, ok, n_steps = solve_group(p_c[idx], inputs[idx], y0[idx], times[:n_used])
+        if members[0] in row_of:
+            rows = np.asarray([row_of[c] for c in members], dtype=np.int32)
+            ys, obs, ok, n_steps = solve_scheduled(
+                p_c[idx],
+                inputs[idx],
+                y0[idx],
+                times[:n_used],
+                dose_values[rows],
+                dose_times[rows],
+            )
+        else:
+            ys, obs, ok, n_steps = solve_group(p_c[idx], inputs[idx], y0[idx], times[:n_used])
         ok = ok & ok_basal[basal_index[idx]]
         obs_all = obs_all.at[idx, :n_used].set(jnp.where(ok[:, None, None], obs, jnp.nan))
         ys_all = ys_all.at[idx, :n_used].set(jnp.where(ok[:, None, None], ys, jnp.nan))
@@ -574,6 +659,9 @@ def simulate(
         jnp.asarray(batch.basal_inputs),
         jnp.asarray(t),
         groups=batch.horizon_groups(t),
+        schedule=batch.schedule,
+        dose_values=None if batch.schedule is None else jnp.asarray(batch.dose_values),
+        dose_times=None if batch.schedule is None else jnp.asarray(batch.dose_times),
     )
     return Simulation(
         model=model,
