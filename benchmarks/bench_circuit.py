@@ -159,10 +159,7 @@ class Problem:
             np.stack([model.default_params(r) for r in self.batch.row_names]), dtype=jnp.float64
         )
         b = self.batch
-        self.arrays = tuple(
-            jnp.asarray(a)
-            for a in (b.inputs, b.param_index, b.basal_index, b.basal_param_index, b.basal_inputs)
-        )
+        self.arrays = tuple(jnp.asarray(a) for a in b.arrays)
 
     def forward_fn(self, settings):
         model, arrays, times = self.model, self.arrays, self.times
@@ -212,7 +209,7 @@ def prepare_basal(prob: Problem, settings, rounds: Rounds) -> dict:
     another as ``simulate_arrays`` does; and the steps an integration to a
     steady-state event would take (the approach used before PTC)."""
     model = prob.model
-    _, _, _, basal_param_index, basal_inputs = prob.arrays
+    _, _, _, basal_param_index, basal_inputs, _ = prob.arrays
 
     def basal(p):
         return jax.lax.map(

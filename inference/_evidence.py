@@ -142,6 +142,7 @@ class EvidenceData(NamedTuple):
     basal_index: np.ndarray
     basal_param_index: np.ndarray
     basal_inputs: np.ndarray
+    basal_reference_index: np.ndarray
     times: np.ndarray
     ev: dict  # the likelihood's data (:func:`il6rcc.inference.evidence_data`)
     row_weight: np.ndarray  # [n_rows] 1 for fitted rows, 0 for held-out rows
@@ -171,6 +172,7 @@ def problem_data(problem: EvidenceProblem) -> EvidenceData:
         basal_index=np.asarray(b.basal_index, dtype=np.int32),
         basal_param_index=np.asarray(b.basal_param_index, dtype=np.int32),
         basal_inputs=np.asarray(b.basal_inputs, dtype=np.float64),
+        basal_reference_index=np.asarray(b.basal_reference_index, dtype=np.int32),
         times=np.asarray(arrays.times, dtype=np.float64),
         ev=evidence_data(arrays, problem.likelihood.weighting),
         row_weight=np.array([0.0 if r in holdout else 1.0 for r in arrays.row_ids]),
@@ -244,7 +246,13 @@ def sigmas_of(data: EvidenceData, sites: Sites) -> jax.Array:
 
 def simulate_conditions(problem: EvidenceProblem, data: EvidenceData, rows, inputs):
     """Observables [n_conditions, n_times, n_obs] and success flags [n_conditions] of
-    the evidence's conditions for given parameter rows and inputs."""
+    the evidence's conditions for given parameter rows and inputs.
+
+    Conditions are integrated in groups by horizon (days of cell culture apart from
+    weeks of xenograft growth, :meth:`ConditionBatch.horizon_groups`), so a batch does
+    not step in lock-step with the longest; observables after a condition's last
+    needed time are NaN and never read."""
+    batch = problem.arrays.batch
     obs, _, ok, _ = simulate_arrays(
         problem.model,
         problem.solver,
@@ -254,7 +262,9 @@ def simulate_conditions(problem: EvidenceProblem, data: EvidenceData, rows, inpu
         data.basal_index,
         data.basal_param_index,
         data.basal_inputs,
+        data.basal_reference_index,
         data.times,
+        groups=batch.horizon_groups(np.asarray(problem.arrays.times)),
     )
     return obs, ok
 

@@ -8,9 +8,11 @@ switches are parameters share one program (:attr:`ODEModel.program`). Each condi
    (siRNA, over-expression): the steady state of the vector field, found by
    integrating towards it and polishing with Newton's method (implicit
    differentiation gives its gradient); basal states are computed once per unique
-   (parameter row, pre-treatment inputs) group and shared; a model with reference
-   inputs (:attr:`ODEModel.reference_inputs`) also gets the steady state of its
-   untreated reference, for :meth:`ODEModel.anchor` (e.g. the growth reference);
+   (parameter row, pre-treatment inputs) group and shared; for a model with reference
+   inputs (:attr:`ODEModel.reference_inputs`) the untreated reference of each group is
+   a basal group too (usually one the conditions already have), and
+   :meth:`ODEModel.anchor` completes each basal state from it (e.g. the growth
+   reference);
 2. receives its treatment (``model.perturb``, e.g. a bolus of exogenous IL-6);
 3. is integrated with an adaptive solver, ``throw=False``: a failed solve sets that
    condition's ``success`` flag to False and its outputs to NaN, it never raises.
@@ -51,6 +53,11 @@ class ConditionBatch:
         basal_index: [n_conditions] basal group of each condition.
         basal_param_index: [n_basal] parameter row of each basal group.
         basal_inputs: [n_basal, n_inputs] pre-treatment inputs of each basal group.
+        basal_reference_index: [n_basal] the basal group holding each group's reference
+            state (:attr:`ODEModel.reference_inputs`: the same parameter row under the
+            reference inputs alone); the group itself when the model has no reference or
+            the group is its own reference. Reference states missing among the
+            conditions' groups are added as groups of their own.
         t_end: [n_conditions] last time each condition is needed at (hours), or None.
         schedule: the slot layout of the conditions' dosing schedules (None: none has
             one); dose_values, dose_times: [n_scheduled, n_slots] amounts or levels and
@@ -65,10 +72,24 @@ class ConditionBatch:
     basal_index: np.ndarray
     basal_param_index: np.ndarray
     basal_inputs: np.ndarray
+    basal_reference_index: np.ndarray
     t_end: np.ndarray | None = None
     schedule: ScheduleLayout | None = None
     dose_values: np.ndarray | None = None
     dose_times: np.ndarray | None = None
+
+    @property
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """(inputs, param_index, basal_index, basal_param_index, basal_inputs,
+        basal_reference_index): the batch's arguments of :func:`simulate_arrays`."""
+        return (
+            self.inputs,
+            self.param_index,
+            self.basal_index,
+            self.basal_param_index,
+            self.basal_inputs,
+            self.basal_reference_index,
+        )
 
     @property
     def n_conditions(self) -> int:
@@ -151,6 +172,16 @@ def make_batch(
     for c in range(len(conditions)):
         key = (int(param_index[c]), tuple(pre[c]))
         basal_index[c] = groups.setdefault(key, len(groups))
+    mask = reference_mask(model)
+    reference: list[int] = []
+    for row, pre_inputs in list(groups):
+        if mask is None:
+            reference.append(groups[(row, pre_inputs)])
+        else:
+            ref_key = (row, tuple(np.asarray(pre_inputs) * mask))
+            reference.append(groups.setdefault(ref_key, len(groups)))
+    # groups added as references are their own reference (mask * mask = mask)
+    reference.extend(range(len(reference), len(groups)))
     basal_param_index = np.array([k[0] for k in groups], dtype=np.int32)
     basal_inputs = np.array([k[1] for k in groups], dtype=np.float64).reshape(
         len(groups), model.n_inputs
@@ -164,6 +195,7 @@ def make_batch(
         basal_index=basal_index,
         basal_param_index=basal_param_index,
         basal_inputs=basal_inputs,
+        basal_reference_index=np.array(reference, dtype=np.int32),
         t_end=None if t_end is None else np.asarray(t_end, dtype=np.float64),
         schedule=schedule,
         dose_values=dose_values,
@@ -464,6 +496,7 @@ def simulate_arrays(
     basal_index: jax.Array,
     basal_param_index: jax.Array,
     basal_inputs: jax.Array,
+    basal_reference_index: jax.Array,
     times: jax.Array,
     groups: Groups | None = None,
     *,
@@ -482,6 +515,7 @@ def simulate_arrays(
         basal_index,
         basal_param_index,
         basal_inputs,
+        basal_reference_index,
         times,
         groups=groups,
         schedule=schedule,
@@ -500,6 +534,7 @@ def _simulate_arrays(
     basal_index: jax.Array,
     basal_param_index: jax.Array,
     basal_inputs: jax.Array,
+    basal_reference_index: jax.Array,
     times: jax.Array,
     groups: Groups | None = None,
     *,
@@ -513,6 +548,7 @@ def _simulate_arrays(
         params: [n_rows, n_params]; inputs: [n_conditions, n_inputs];
         param_index: [n_conditions]; basal_index: [n_conditions];
         basal_param_index: [n_basal]; basal_inputs: [n_basal, n_inputs];
+        basal_reference_index: [n_basal] (see :class:`ConditionBatch`);
         times: [n_times], increasing, >= 0 (hours after treatment starts).
         groups: optional static partition of the conditions by horizon (see
             :meth:`ConditionBatch.horizon_groups`); each group is solved in its own
@@ -527,9 +563,16 @@ def _simulate_arrays(
     """
     # Basal states one group after another: few groups, and the fallback integration
     # then runs only for the groups whose pseudo-transient continuation failed.
+    # A reference state (the growth reference) is one of the groups: no second steady
+    # state per group, no conditional whose branches a batch would both evaluate.
+    p_basal = params[basal_param_index]
     y_basal, ok_basal = jax.lax.map(
-        lambda a: basal_state(model, solver, *a), (params[basal_param_index], basal_inputs)
+        lambda a: _steady_state(model, solver, *a), (p_basal, basal_inputs)
     )
+    if model.reference_inputs is not None:
+        y_ref = y_basal[basal_reference_index]
+        y_basal = jax.vmap(model.anchor)(y_basal, y_ref, p_basal, basal_inputs)
+        ok_basal = ok_basal & ok_basal[basal_reference_index]
     p_c = params[param_index]
     y0 = jax.vmap(model.perturb)(y_basal[basal_index], p_c, inputs)
     n_c, n_t = inputs.shape[0], times.shape[0]
@@ -652,11 +695,7 @@ def simulate(
         model,
         solver,
         jnp.asarray(rows, dtype=jnp.float64),
-        jnp.asarray(batch.inputs),
-        jnp.asarray(batch.param_index),
-        jnp.asarray(batch.basal_index),
-        jnp.asarray(batch.basal_param_index),
-        jnp.asarray(batch.basal_inputs),
+        *(jnp.asarray(a) for a in batch.arrays),
         jnp.asarray(t),
         groups=batch.horizon_groups(t),
         schedule=batch.schedule,

@@ -35,16 +35,7 @@ jax.monitoring.register_event_listener(listen)
 model = load_model("linear_two_state")
 batch = make_batch(model, [Condition("a", "default"), Condition("b", "default")])
 times = jnp.array([0.5, 1.0, 2.0])
-arrays = [
-    jnp.asarray(x)
-    for x in (
-        batch.inputs,
-        batch.param_index,
-        batch.basal_index,
-        batch.basal_param_index,
-        batch.basal_inputs,
-    )
-]
+arrays = [jnp.asarray(x) for x in batch.arrays]
 out = {}
 start = time.perf_counter()
 rows = jnp.asarray([model.default_params()])

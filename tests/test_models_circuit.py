@@ -138,16 +138,7 @@ def _check_gradient(every: int):
     settings = SolverSettings(rtol=1e-11, atol=1e-13, max_steps=20000)
     times = jnp.array([0.5, 2.0, 8.0, 30.0, 96.0])
     base = np.stack([model.default_params(r) for r in batch.row_names])
-    args = [
-        jnp.asarray(x)
-        for x in (
-            batch.inputs,
-            batch.param_index,
-            batch.basal_index,
-            batch.basal_param_index,
-            batch.basal_inputs,
-        )
-    ]
+    args = [jnp.asarray(x) for x in batch.arrays]
     est = np.array([i for i, p in enumerate(model.parameters) if p.estimable])
     logit = np.array([model.parameters[i].scale == "logit" for i in est])
     fixed = base.copy()  # mechanism switches and other non-estimable parameters stay put

@@ -63,6 +63,7 @@ def _solve_draws(program, solver, rows, inputs, data):
             data.basal_index,
             data.basal_param_index,
             data.basal_inputs,
+            data.basal_reference_index,
             data.times,
         )
         return ok, steps

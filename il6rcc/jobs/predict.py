@@ -192,11 +192,7 @@ def simulate_draws(model, solver, per_row: dict, conds, times, condition_rows=No
             model,
             solver,
             r,
-            jnp.asarray(batch.inputs),
-            jnp.asarray(batch.param_index),
-            jnp.asarray(batch.basal_index),
-            jnp.asarray(batch.basal_param_index),
-            jnp.asarray(batch.basal_inputs),
+            *(jnp.asarray(a) for a in batch.arrays),
             t,
         )
         return obs, ok
