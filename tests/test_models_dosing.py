@@ -169,16 +169,7 @@ def test_gradient_matches_closed_form_and_finite_differences(batch):
     smooth = ~np.isin(TIMES, sorted(dose_times_all))
     weights = rng.normal(size=(len(CONDITIONS), len(TIMES))) * smooth[None, :]
     weights[[c.id for c in CONDITIONS].index("pulses")] = 0.0
-    arrays = [
-        jnp.asarray(x)
-        for x in (
-            batch.inputs,
-            batch.param_index,
-            batch.basal_index,
-            batch.basal_param_index,
-            batch.basal_inputs,
-        )
-    ]
+    arrays = [jnp.asarray(x) for x in batch.arrays]
 
     def loss(params, values, times):
         obs = simulate_arrays(
