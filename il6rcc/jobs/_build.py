@@ -16,7 +16,7 @@ from ..inference import (
     EvidenceProblem,
     Posterior,
     build_priors,
-    make_problem,
+    make_evidence_problem,
     read_prior_table,
 )
 
@@ -102,7 +102,7 @@ def evidence_problem(loaded: LoadedConfig) -> tuple[EvidenceProblem, dict]:
         overrides,
         cfg.priors.width_factor,
     )
-    problem = make_problem(
+    problem = make_evidence_problem(
         model,
         solver_from_config(loaded),
         arrays,
