@@ -22,9 +22,8 @@ from ._evidence import EvidencePosterior as EvidencePosterior
 from ._evidence import EvidenceProblem as EvidenceProblem
 from ._evidence import Sites as Sites
 from ._evidence import inputs_with_doses as inputs_with_doses
-from ._evidence import make_problem as make_problem
+from ._evidence import make_evidence_problem as make_evidence_problem
 from ._evidence import parameter_rows as parameter_rows
-from ._evidence import problem_data as problem_data
 from ._evidence import simulate_conditions as simulate_conditions
 from ._evidence import split as split
 from ._idata import build_datatree as build_datatree
@@ -42,8 +41,8 @@ from ._laplace import laplace_approximation as laplace_approximation
 from ._laplace import sample_gaussian as sample_gaussian
 from ._likelihood import KIND as KIND
 from ._likelihood import LikelihoodSettings as LikelihoodSettings
-from ._likelihood import evidence_data as evidence_data
-from ._likelihood import reproduced_probability as reproduced_probability
+from ._likelihood import likelihood_arrays as likelihood_arrays
+from ._likelihood import reproduction_probability as reproduction_probability
 from ._likelihood import row_log_likelihood as row_log_likelihood
 from ._likelihood import row_prediction as row_prediction
 from ._likelihood import row_weights as row_weights

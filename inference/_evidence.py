@@ -36,8 +36,8 @@ from ..data import ROW_KINDS, EvidenceArrays
 from ..models import ODEModel, SolverSettings, simulate_arrays
 from ._likelihood import (
     LikelihoodSettings,
-    evidence_data,
-    reproduced_probability,
+    likelihood_arrays,
+    reproduction_probability,
     row_log_likelihood,
     row_prediction,
     unit_deltas,
@@ -52,7 +52,7 @@ _HALF_LOG_2_OVER_PI = 0.5 * float(np.log(2.0 / np.pi))
 @dataclass(frozen=True, eq=False)
 class EvidenceProblem:
     """A model, its solver, evidence arrays and the parameterisation (numpy constants;
-    built by :func:`make_problem`).
+    built by :func:`make_evidence_problem`).
 
     ``base_rows`` [n_lines, n_params]: the model's defaults of each fitted cell line
     (``row_names``); ``holdout``: row ids whose log-likelihood is recorded but not fitted.
@@ -82,7 +82,7 @@ class EvidenceProblem:
         return len(self.arrays.scale_groups)
 
 
-def make_problem(
+def make_evidence_problem(
     model: ODEModel,
     solver: SolverSettings,
     arrays: EvidenceArrays,
@@ -124,7 +124,8 @@ def _condition_horizons(arrays: EvidenceArrays) -> np.ndarray:
 
 class EvidenceData(NamedTuple):
     """Every number the evidence posterior needs: the data argument of its compiled
-    functions (arrays only, so programs depend on shapes, not values)."""
+    functions (arrays only, so programs depend on shapes, not values). Built from an
+    :class:`EvidenceProblem` by :meth:`EvidenceData.from_problem`."""
 
     parameterisation: Parameterisation
     base_rows: np.ndarray  # [n_lines, n_params] defaults of each fitted line
@@ -144,39 +145,41 @@ class EvidenceData(NamedTuple):
     basal_inputs: np.ndarray
     basal_reference_index: np.ndarray
     times: np.ndarray
-    ev: dict  # the likelihood's data (:func:`il6rcc.inference.evidence_data`)
+    ev: dict  # the rows' arrays (:func:`il6rcc.inference.likelihood_arrays`)
     row_weight: np.ndarray  # [n_rows] 1 for fitted rows, 0 for held-out rows
 
-
-def problem_data(problem: EvidenceProblem) -> EvidenceData:
-    """The :class:`EvidenceData` of a problem."""
-    param = problem.parameterisation
-    arrays = problem.arrays
-    b = arrays.batch
-    slots = np.asarray(arrays.dose_slots, dtype=np.int32).reshape(-1, 2)
-    holdout = set(problem.holdout)
-    return EvidenceData(
-        parameterisation=param,
-        base_rows=np.asarray(problem.base_rows, dtype=np.float64),
-        row_factor=param.factors(problem.row_names),
-        inputs=np.asarray(b.inputs, dtype=np.float64),
-        dose_cond=slots[:, 0],
-        dose_input=slots[:, 1],
-        dose_nuisance=np.asarray(arrays.dose_nuisance, dtype=np.int32),
-        nuisance_log_median=np.asarray(arrays.nuisance_log_median, dtype=np.float64),
-        nuisance_log_sd=np.asarray(arrays.nuisance_log_sd, dtype=np.float64),
-        noise_groups=np.zeros(len(arrays.noise_groups)),
-        sd_groups=np.asarray(problem.sd_groups, dtype=np.int32),
-        blots=np.zeros(problem.n_blots),
-        param_index=np.asarray(b.param_index, dtype=np.int32),
-        basal_index=np.asarray(b.basal_index, dtype=np.int32),
-        basal_param_index=np.asarray(b.basal_param_index, dtype=np.int32),
-        basal_inputs=np.asarray(b.basal_inputs, dtype=np.float64),
-        basal_reference_index=np.asarray(b.basal_reference_index, dtype=np.int32),
-        times=np.asarray(arrays.times, dtype=np.float64),
-        ev=evidence_data(arrays, problem.likelihood.weighting),
-        row_weight=np.array([0.0 if r in holdout else 1.0 for r in arrays.row_ids]),
-    )
+    @classmethod
+    def from_problem(cls, problem: EvidenceProblem) -> EvidenceData:
+        """The posterior's data argument of an evidence problem: its evidence arrays,
+        parameterisation and settings packed as plain arrays (numpy; cast with
+        ``jax.tree.map(jnp.asarray, ...)`` to pass them to compiled functions)."""
+        param = problem.parameterisation
+        arrays = problem.arrays
+        b = arrays.batch
+        slots = np.asarray(arrays.dose_slots, dtype=np.int32).reshape(-1, 2)
+        holdout = set(problem.holdout)
+        return cls(
+            parameterisation=param,
+            base_rows=np.asarray(problem.base_rows, dtype=np.float64),
+            row_factor=param.factors(problem.row_names),
+            inputs=np.asarray(b.inputs, dtype=np.float64),
+            dose_cond=slots[:, 0],
+            dose_input=slots[:, 1],
+            dose_nuisance=np.asarray(arrays.dose_nuisance, dtype=np.int32),
+            nuisance_log_median=np.asarray(arrays.nuisance_log_median, dtype=np.float64),
+            nuisance_log_sd=np.asarray(arrays.nuisance_log_sd, dtype=np.float64),
+            noise_groups=np.zeros(len(arrays.noise_groups)),
+            sd_groups=np.asarray(problem.sd_groups, dtype=np.int32),
+            blots=np.zeros(problem.n_blots),
+            param_index=np.asarray(b.param_index, dtype=np.int32),
+            basal_index=np.asarray(b.basal_index, dtype=np.int32),
+            basal_param_index=np.asarray(b.basal_param_index, dtype=np.int32),
+            basal_inputs=np.asarray(b.basal_inputs, dtype=np.float64),
+            basal_reference_index=np.asarray(b.basal_reference_index, dtype=np.int32),
+            times=np.asarray(arrays.times, dtype=np.float64),
+            ev=likelihood_arrays(arrays, problem.likelihood.weighting),
+            row_weight=np.array([0.0 if r in holdout else 1.0 for r in arrays.row_ids]),
+        )
 
 
 class Sites(NamedTuple):
@@ -309,7 +312,7 @@ class EvidencePosterior(Posterior):
 
     @cached_property
     def data(self) -> EvidenceData:
-        return problem_data(self.problem)
+        return EvidenceData.from_problem(self.problem)
 
     def initial_point(self) -> np.ndarray:
         """The prior median of every block (tau and sigma at their HalfNormal medians)."""
@@ -359,7 +362,7 @@ class EvidencePosterior(Posterior):
         return {
             **self.natural(x, data),
             "evidence": jnp.where(jnp.all(ok), row_llh, -jnp.inf),
-            "reproduced": reproduced_probability(data.ev, delta, self.problem.likelihood),
+            "reproduced": reproduction_probability(data.ev, delta, self.problem.likelihood),
             "predicted": row_prediction(data.ev, delta, sites.blot_scale),
             "n_failed": jnp.sum(~ok),
             "log_density": lp,
@@ -451,9 +454,8 @@ __all__ = [
     "block_sizes",
     "inputs_with_doses",
     "log_prior",
-    "make_problem",
+    "make_evidence_problem",
     "parameter_rows",
-    "problem_data",
     "simulate_conditions",
     "split",
 ]

@@ -49,22 +49,22 @@ def build_datatree(
         stats["lp"] = np.asarray(draws["log_density"])
     if "n_failed" in draws:
         stats["n_failed"] = np.asarray(draws["n_failed"])
-    data = {
+    groups = {
         "posterior": {k: np.asarray(draws[k]) for k in layout.posterior if k in draws},
         "sample_stats": stats,
         "log_likelihood": {layout.log_likelihood: np.asarray(draws[layout.log_likelihood])},
         "observed_data": {k: np.asarray(v) for k, v in layout.observed.items()},
     }
     if prior_draws:
-        data["prior"] = {
+        groups["prior"] = {
             k: np.asarray(prior_draws[k]) for k in layout.posterior if k in prior_draws
         }
     predictive = {k: np.asarray(draws[k]) for k in layout.predictive if k in draws}
     if predictive:
-        data["posterior_predictive"] = predictive
+        groups["posterior_predictive"] = predictive
     dims = {k: list(v) for k, v in layout.dims.items()}
     coords = {k: list(v) for k, v in layout.coords.items()}
-    tree = az.from_dict(data, coords=coords, dims=dims, check_conventions=False)
+    tree = az.from_dict(groups, coords=coords, dims=dims, check_conventions=False)
     if layout.observation_coords:
         extra = {k: (dim, list(values)) for k, (dim, values) in layout.observation_coords.items()}
         for group in ("log_likelihood", "observed_data", "posterior_predictive"):

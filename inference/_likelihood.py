@@ -39,7 +39,7 @@ the rows that share one published statement (their primary ``statement_ids``) we
 1 / (their number), so every statement carries the same total weight (rows without a
 statement count as their own statement).
 
-The evidence enters as a dict of arrays (:func:`evidence_data`) passed to the jitted
+The evidence enters as a dict of arrays (:func:`likelihood_arrays`) passed to the jitted
 functions as an argument, so compiled programs do not depend on the data's values.
 """
 
@@ -133,8 +133,10 @@ def value_sd_groups(arrays: EvidenceArrays) -> np.ndarray:
     return np.unique(np.asarray(arrays.row_noise_group)[mask]).astype(np.int32)
 
 
-def evidence_data(arrays: EvidenceArrays, weighting: str = "row") -> dict[str, np.ndarray]:
-    """The evidence as a flat dict of numeric arrays (the likelihood's data argument).
+def likelihood_arrays(arrays: EvidenceArrays, weighting: str = "row") -> dict[str, np.ndarray]:
+    """The evidence rows, their units and terms as a flat dict of numeric arrays: the
+    ``ev`` argument of the row likelihood functions (:func:`row_log_likelihood`,
+    :func:`reproduction_probability`, :func:`row_prediction`).
 
     ``weighting``: see :func:`row_weights` (its result is ``row_weight``)."""
     unit_row = np.asarray(arrays.unit_row, dtype=np.int32)
@@ -248,7 +250,7 @@ def row_log_likelihood(
     density is ``sum(ev["row_weight"] * row_log_likelihood(...))``).
 
     Args:
-        ev: :func:`evidence_data` (as arrays).
+        ev: :func:`likelihood_arrays` (as arrays).
         observables: [n_conditions, n_times, n_observables] from the simulator.
         success: [n_conditions] solver success flags.
         sigma: [n_noise_groups] log-scale noise SD per assay group (used by value rows
@@ -286,7 +288,7 @@ def row_log_likelihood(
     return logsumexp(ev["row_time_logw"] + per_row, axis=1)
 
 
-def reproduced_probability(ev: dict, delta: jax.Array, settings: LikelihoodSettings) -> jax.Array:
+def reproduction_probability(ev: dict, delta: jax.Array, settings: LikelihoodSettings) -> jax.Array:
     """For each qualitative row, whether the model reproduces it at these parameters:
     the time-weighted fraction of candidate times at which every unit has the stated
     sign (not-significant rows: |delta| below ``not_significant_effect``).
@@ -317,10 +319,10 @@ def row_prediction(ev: dict, delta: jax.Array, blot_scale: jax.Array) -> jax.Arr
 __all__ = [
     "KIND",
     "LikelihoodSettings",
-    "evidence_data",
     "WEIGHTINGS",
+    "likelihood_arrays",
     "rank_log_probability",
-    "reproduced_probability",
+    "reproduction_probability",
     "row_log_likelihood",
     "row_weights",
     "row_prediction",

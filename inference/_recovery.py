@@ -24,14 +24,14 @@ import numpy as np
 from ..data import ROW_KINDS, EvidenceArrays
 from ..errors import Il6rccError
 from ._evidence import (
+    EvidenceData,
     EvidencePosterior,
     EvidenceProblem,
     block_sizes,
     doses_of,
     inputs_with_doses,
-    make_problem,
+    make_evidence_problem,
     parameter_rows,
-    problem_data,
     simulate_conditions,
     split,
 )
@@ -56,14 +56,15 @@ def truth_point(
     z = np.asarray(z, dtype=np.float64)
     if z.shape != (param.n,):
         raise ValueError(f"z has shape {z.shape}, expected ({param.n},)")
-    sizes = block_sizes(problem_data(problem))
+    posterior = EvidencePosterior(problem)
+    sizes = block_sizes(posterior.data)
     given = {
         "z": z,
         "log_tau": None if tau is None else np.log(np.asarray(tau, dtype=float)),
         "z_cell": None if z_cell is None else np.asarray(z_cell, dtype=float),
         "z_dose": None if z_dose is None else np.asarray(z_dose, dtype=float),
     }
-    center = split(EvidencePosterior(problem).initial_point(), problem_data(problem))
+    center = split(posterior.initial_point(), posterior.data)
     defaults = {"log_tau": np.full(sizes["log_tau"], np.log(0.1))}
     parts = []
     for name, shape in sizes.items():
@@ -78,7 +79,7 @@ def truth_point(
 
 def _contrasts_at(problem: EvidenceProblem, x: np.ndarray) -> np.ndarray:
     """Every unit's contrast at every candidate time, [n_units, K], at ``x``."""
-    data = jax.tree.map(jnp.asarray, problem_data(problem))
+    data = jax.tree.map(jnp.asarray, EvidenceData.from_problem(problem))
     sites = split(jnp.asarray(x), data)
     rows = parameter_rows(data, sites)
     inputs = inputs_with_doses(data, doses_of(data, sites))
@@ -179,7 +180,7 @@ def simulated_evidence(
         nuisance_units=a.nuisance_units,
     )
     twin.check()
-    return make_problem(
+    return make_evidence_problem(
         problem.model,
         problem.solver,
         twin,
@@ -196,7 +197,7 @@ def standardised_quantities(problem: EvidenceProblem, xs: np.ndarray) -> dict[st
     ((u_c - loc) / sd of the cell-line-specific parameters, u_c = loc + sd z + tau z_c)
     and ``dose`` [..., n_nuisance] (= z_dose).
     """
-    sites = split(np.asarray(xs, dtype=np.float64), problem_data(problem))
+    sites = split(np.asarray(xs, dtype=np.float64), EvidenceData.from_problem(problem))
     param = problem.parameterisation
     out = {"shared": sites.z}
     hier = np.asarray(param.hier_index, dtype=int)

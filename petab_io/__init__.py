@@ -34,7 +34,7 @@ from ._likelihood import DEFAULT_SOLVER as DEFAULT_SOLVER
 from ._likelihood import log_likelihood as log_likelihood
 from ._likelihood import make_llh as make_llh
 from ._likelihood import make_log_prior as make_log_prior
-from ._likelihood import simulate_problem as simulate_problem
+from ._likelihood import simulation_table as simulation_table
 from ._model import SbmlModel as SbmlModel
 from ._paths import BENCHMARK_PROBLEMS as BENCHMARK_PROBLEMS
 from ._paths import REFERENCE_LLH as REFERENCE_LLH

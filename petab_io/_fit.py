@@ -155,7 +155,7 @@ class MapResult:
     """Result of :func:`fit_map`.
 
     Attributes:
-        problem: the problem's name.
+        problem_name: the problem's name.
         parameter_ids, scales: the estimated parameters and their PEtab scales.
         lower, upper: [n] bounds on the PEtab scales.
         nominal: [n] nominal values (PEtab scales).
@@ -172,7 +172,7 @@ class MapResult:
         laplace: the Laplace approximation at the best optimum (or None).
     """
 
-    problem: str
+    problem_name: str
     parameter_ids: tuple[str, ...]
     scales: tuple[str, ...]
     lower: np.ndarray
@@ -216,7 +216,7 @@ class MapResult:
         steps, convergence and wall time."""
         return pd.DataFrame(
             {
-                "problem": self.problem,
+                "problem": self.problem_name,
                 "start": np.arange(len(self.start_kinds)),
                 "kind": self.start_kinds,
                 "start_log_posterior": self.start_log_posterior,
@@ -448,7 +448,7 @@ def fit_map(
             **(laplace_options or {}),
         )
     return MapResult(
-        problem=problem.name,
+        problem_name=problem.name,
         parameter_ids=table.estimated_ids,
         scales=tuple(table.scales[i] for i in table.estimated_index),
         lower=lower,
@@ -610,7 +610,7 @@ def propagate(
     """
     lap = result.laplace if isinstance(result, MapResult) else result
     if lap is None:
-        raise PetabError(f"{result.problem}: fit_map ran without a Laplace approximation")
+        raise PetabError(f"{result.problem_name}: fit_map ran without a Laplace approximation")
     ids, scales = lap.parameter_ids, lap.scales
 
     def q(theta):

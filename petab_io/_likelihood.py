@@ -192,7 +192,7 @@ def _theta(problem: PetabProblem, theta) -> np.ndarray:
     return theta
 
 
-def simulate_problem(
+def simulation_table(
     problem: PetabProblem,
     theta=None,
     solver: SolverSettings | None = None,
@@ -230,7 +230,7 @@ def log_likelihood(
     """Log-likelihood at ``theta`` (estimated parameters on their scales; default:
     the nominal values), with host-side checks: a failed simulation or a noise
     parameter <= 0 raises :class:`PetabError` naming the measurements."""
-    table = simulate_problem(problem, theta, solver, max_event_segments)
+    table = simulation_table(problem, theta, solver, max_event_segments)
     lines = list(range(2, len(table) + 2))
     failed = [lines[i] for i in np.flatnonzero(~table["success"].to_numpy())]
     if failed:
@@ -311,5 +311,5 @@ __all__ = [
     "measurement_log_likelihoods",
     "observables_and_sigmas",
     "simulate_measurements",
-    "simulate_problem",
+    "simulation_table",
 ]

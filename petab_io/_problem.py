@@ -287,11 +287,12 @@ def load_problem(yaml_path: str | Path) -> PetabProblem:
     Every problem found by the checks (:mod:`._lint`) and every formula that does not
     parse is reported in one :class:`PetabError`.
     """
-    return build_problem(read_tables(yaml_path))
+    return problem_from_tables(read_tables(yaml_path))
 
 
-def build_problem(t: PetabTables) -> PetabProblem:  # noqa: C901 - sequential assembly
-    """Prepare already-read tables (see :func:`load_problem`)."""
+def problem_from_tables(t: PetabTables) -> PetabProblem:  # noqa: C901 - sequential assembly
+    """The :class:`PetabProblem` of already-read tables: checked and prepared as by
+    :func:`load_problem`, which reads them first."""
     library = library_lint(t.yaml_path)
     try:
         spec = read_sbml(t.sbml_path)
@@ -455,4 +456,4 @@ def _text_or(value, default: str) -> str:
     return default if cell_is_empty(value) else str(value).strip()
 
 
-__all__ = ["Observable", "ParameterTable", "PetabProblem", "build_problem", "load_problem"]
+__all__ = ["Observable", "ParameterTable", "PetabProblem", "load_problem", "problem_from_tables"]

@@ -231,7 +231,7 @@ SETTING_HINT = {
     "raise max_steps": "raise max_steps (now {max_steps}; `--max-steps` of "
     "`il6rcc petab llh`, `SolverSettings.max_steps` in Python)",
     "raise max_event_segments": "raise the event limit (`max_event_segments` of "
-    "make_llh/simulate_problem)",
+    "make_llh/simulation_table)",
 }
 
 

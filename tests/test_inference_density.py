@@ -16,9 +16,9 @@ from il6rcc.inference import (
     EvidencePosterior,
     LikelihoodSettings,
     build_priors,
-    evidence_data,
     hessian_directions,
-    make_problem,
+    likelihood_arrays,
+    make_evidence_problem,
     row_log_likelihood,
     row_weights,
 )
@@ -68,7 +68,7 @@ def tiny_weighted():
     data = {}
     for weighting in ("row", "statement"):
         settings = dataclasses.replace(SETTINGS, weighting=weighting)
-        posterior = EvidencePosterior(make_problem(model, TIGHT, arrays, priors, settings))
+        posterior = EvidencePosterior(make_evidence_problem(model, TIGHT, arrays, priors, settings))
         data[weighting] = jax.tree.map(jnp.asarray, posterior.data)
     assert posterior.dim == 2  # only z: no hierarchy, doses, noise or blots
     potential = jax.jit(lambda x, d: -posterior.log_density(x, d))
@@ -89,7 +89,7 @@ def test_log_likelihood_is_the_log_density_without_the_prior():
     Normal per coordinate, so log density = log likelihood + sum log N(z; 0, 1)."""
     model, arrays = tiny_arrays()
     priors = build_priors(model, ["a", "k"])
-    posterior = EvidencePosterior(make_problem(model, TIGHT, arrays, priors, SETTINGS))
+    posterior = EvidencePosterior(make_evidence_problem(model, TIGHT, arrays, priors, SETTINGS))
     data = jax.tree.map(jnp.asarray, posterior.data)
     both = jax.jit(lambda x: (posterior.log_density(x, data), posterior.log_likelihood(x, data)))
     for z in (np.array([0.3, -0.4]), np.array([-1.1, 0.8])):
@@ -100,7 +100,7 @@ def test_log_likelihood_is_the_log_density_without_the_prior():
 
 def test_log_density_gradient_matches_finite_differences():
     model, arrays = tiny_arrays()
-    problem = make_problem(model, TIGHT, arrays, build_priors(model, ["a", "k"]), SETTINGS)
+    problem = make_evidence_problem(model, TIGHT, arrays, build_priors(model, ["a", "k"]), SETTINGS)
     potential = _potential(problem)
     z = jnp.array([0.25, -0.35])
     grad = np.asarray(jax.grad(potential)(z))
@@ -126,7 +126,7 @@ def test_hessian_directions_and_coordinate_names():
     assert np.isnan(hessian_directions(-np.eye(1), ["neg"], k=1)[0]["sd"])
 
     model, arrays = tiny_arrays()
-    problem = make_problem(model, TIGHT, arrays, build_priors(model, ["a", "k"]), SETTINGS)
+    problem = make_evidence_problem(model, TIGHT, arrays, build_priors(model, ["a", "k"]), SETTINGS)
     assert EvidencePosterior(problem).coordinate_names == ("a", "k")
 
 
@@ -141,7 +141,9 @@ def test_mass_matrix_settings_reach_the_kernel():
         ("diag", False, True, False),
     ):
         model, arrays = tiny_arrays()
-        problem = make_problem(model, TIGHT, arrays, build_priors(model, ["a", "k"]), SETTINGS)
+        problem = make_evidence_problem(
+            model, TIGHT, arrays, build_priors(model, ["a", "k"]), SETTINGS
+        )
         kernel = make_kernel(EvidencePosterior(problem), NutsSettings(mass_matrix=kind), inverse)
         assert (kernel._inverse_mass_matrix is not None) == given, kind
         assert kernel._adapt_mass_matrix == adapt and kernel._dense_mass == dense, kind
@@ -218,7 +220,7 @@ def _rank_log_lik(arrays, levels: dict[str, float], settings=SETTINGS, observabl
     index = CIRCUIT.index("observables", observable)
     for cid, level in levels.items():
         obs[arrays.batch.ids.index(cid), :, index] = np.exp(level)
-    ev = jax.tree.map(jnp.asarray, evidence_data(arrays))
+    ev = jax.tree.map(jnp.asarray, likelihood_arrays(arrays))
     ok = jnp.ones(arrays.batch.n_conditions, dtype=bool)
     return np.asarray(_row_ll(ev, jnp.asarray(obs), ok, settings, jnp.ones(1), jnp.zeros(0)))
 
@@ -287,7 +289,7 @@ def test_tumour_volume_contrasts_are_growth_rate_contrasts(ranks):
 
 
 def test_rank_log_likelihood_gradient(ranks):
-    ev = jax.tree.map(jnp.asarray, evidence_data(ranks))
+    ev = jax.tree.map(jnp.asarray, likelihood_arrays(ranks))
     rng = np.random.default_rng(3)
     shape = (ranks.batch.n_conditions, len(ranks.times), CIRCUIT.n_observables)
     base = rng.normal(0.0, 0.4, shape)
@@ -333,7 +335,7 @@ def test_statement_weighting_gives_every_statement_equal_weight(tmp_path):
     np.testing.assert_allclose(list(totals.values()), 1.0)
     np.testing.assert_allclose(w, [1 / 3] * 3 + [1 / 2] * 2 + [1, 1])
     np.testing.assert_array_equal(row_weights(a, "row"), np.ones(a.n_rows))
-    np.testing.assert_array_equal(evidence_data(a)["row_weight"], np.ones(a.n_rows))
+    np.testing.assert_array_equal(likelihood_arrays(a)["row_weight"], np.ones(a.n_rows))
     with pytest.raises(ValueError, match="weighting 'rows' is not one of"):
         LikelihoodSettings(weighting="rows")
 

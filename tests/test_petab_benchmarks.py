@@ -23,7 +23,7 @@ from il6rcc.petab_io import (
     load_problem,
     make_llh,
     problem_path,
-    simulate_problem,
+    simulation_table,
 )
 
 REFERENCE_RTOL = 1e-3
@@ -58,7 +58,7 @@ def simulated():
     def get(name):
         if name not in cache:
             problem = load_problem(problem_path(name))
-            cache[name] = (problem, simulate_problem(problem))
+            cache[name] = (problem, simulation_table(problem))
         return cache[name]
 
     return get

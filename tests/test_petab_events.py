@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from il6rcc.petab_io import DEFAULT_SOLVER, load_problem, make_llh, simulate_problem
+from il6rcc.petab_io import DEFAULT_SOLVER, load_problem, make_llh, simulation_table
 
 K, D, TB, C, D2 = 0.5, 2.0, 0.8, 0.5, 1.0
 TIMES = (0.5, 1.25, 1.75, 2.5, 3.5, 5.0, 7.0, 9.0, 9.5)
@@ -188,7 +188,7 @@ def closed_forms(theta) -> dict:
 
 
 def test_trajectories_match_closed_forms(problem):
-    table = simulate_problem(problem, solver=SOLVER)
+    table = simulation_table(problem, solver=SOLVER)
     assert table["success"].all(), table.attrs["failures"]
     expected = closed_forms(jnp.array([K, D, TB, C, D2]))
     for s in "abcdefg":

@@ -252,6 +252,9 @@ def test_map_fit_on_boehm_reaches_the_reference(boehm):
     lower, upper = result.lower, result.upper
     assert np.all((result.theta >= lower) & (result.theta <= upper))
     assert list(result.starts_table().columns[:3]) == ["problem", "start", "kind"]
+    assert set(result.starts_table()["problem"]) == {boehm.name}
+    with pytest.raises(PetabError, match=f"^{boehm.name}: fit_map ran without a Laplace"):
+        propagate(result, lambda v: jnp.log10(v["k_phos"]))
 
 
 def test_laplace_on_boehm_by_hand(boehm):

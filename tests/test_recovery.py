@@ -19,7 +19,7 @@ from il6rcc.inference import (
     MapSettings,
     build_priors,
     laplace_approximation,
-    make_problem,
+    make_evidence_problem,
     map_multistart,
     simulated_evidence,
     standardised_quantities,
@@ -33,7 +33,7 @@ Z_TRUE = np.array([0.8, -0.6])
 
 def _tiny_problem():
     model, arrays = tiny_arrays()
-    return make_problem(model, TIGHT, arrays, build_priors(model, ["a", "k"]))
+    return make_evidence_problem(model, TIGHT, arrays, build_priors(model, ["a", "k"]))
 
 
 def _truth_contrasts(problem):
@@ -112,7 +112,7 @@ def test_tiny_recovery_finds_k_and_leaves_a_at_its_prior():
 def test_a_truth_whose_solves_fail_is_refused():
     problem = _tiny_problem()
     solver = SolverSettings(rtol=1e-10, atol=1e-12, max_steps=2)
-    bad = make_problem(problem.model, solver, problem.arrays, problem.parameterisation)
+    bad = make_evidence_problem(problem.model, solver, problem.arrays, problem.parameterisation)
     with pytest.raises(Il6rccError, match="condition solves failed"):
         simulated_evidence(bad, truth_point(bad, Z_TRUE))
 

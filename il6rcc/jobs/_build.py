@@ -16,7 +16,7 @@ from ..inference import (
     EvidenceProblem,
     Posterior,
     build_priors,
-    make_problem,
+    make_evidence_problem,
     read_prior_table,
 )
 
@@ -102,7 +102,7 @@ def evidence_problem(loaded: LoadedConfig) -> tuple[EvidenceProblem, dict]:
         overrides,
         cfg.priors.width_factor,
     )
-    problem = make_problem(
+    problem = make_evidence_problem(
         model,
         solver_from_config(loaded),
         arrays,
@@ -136,22 +136,22 @@ def build_posterior(loaded: LoadedConfig) -> tuple[Posterior, dict]:
     Every user error surfaces here, before any output is written."""
     cfg = loaded.config
     if cfg.model.petab is None:
-        problem, info = evidence_problem(loaded)
+        problem, info = evidence_problem(loaded)  # an EvidenceProblem
         return EvidencePosterior(problem), info
     from ..petab_io import DEFAULT_SOLVER, PetabPosterior, load_problem
 
-    path = loaded.resolve(cfg.model.petab)
-    problem = load_problem(path)
+    problem_yaml = loaded.resolve(cfg.model.petab)
+    petab_problem = load_problem(problem_yaml)
     solver = solver_from_config(loaded, DEFAULT_SOLVER)
-    posterior = PetabPosterior(problem, solver)
+    posterior = PetabPosterior(petab_problem, solver)
     info = {
         "kind": "petab",
         "solver": dataclasses.asdict(solver),
-        "problem": str(path),
-        "data_files": file_hashes(petab_files(path)),
+        "problem_yaml": str(problem_yaml),
+        "data_files": file_hashes(petab_files(problem_yaml)),
         "prior_tables": {},
-        "n_measurements": problem.n_measurements,
-        "n_estimated": len(problem.parameters.estimated_ids),
+        "n_measurements": petab_problem.n_measurements,
+        "n_estimated": len(petab_problem.parameters.estimated_ids),
     }
     return posterior, info
 

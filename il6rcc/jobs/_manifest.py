@@ -78,7 +78,8 @@ def manifest(loaded, run_loaded, info: dict, argv) -> dict:
     solver settings the run uses)."""
     cfg = loaded.config
     if info["kind"] == "petab":
-        model = {"petab": info["problem"], "name": f"petab:{Path(info['problem']).stem}"}
+        problem_yaml = info["problem_yaml"]
+        model = {"petab": problem_yaml, "name": f"petab:{Path(problem_yaml).stem}"}
     else:
         model = {"name": cfg.model.name, "variant": str(cfg.model.variant)}
     return {

@@ -92,25 +92,26 @@ def _say(quiet: bool):
 
 def _resolved_config(loaded: LoadedConfig) -> dict:
     """The config with every file path absolute, so the run folder is self-contained."""
-    data = loaded.config.model_dump(mode="json", exclude_unset=False)
+    resolved = loaded.config.model_dump(mode="json", exclude_unset=False)
     if loaded.config.model.petab is not None:
-        data["model"] = {"petab": str(loaded.resolve(loaded.config.model.petab).resolve())}
+        resolved["model"] = {"petab": str(loaded.resolve(loaded.config.model.petab).resolve())}
         # only the sections a PEtab job uses: the others are refused when it is loaded
         keep = ("name", "device", "model", "solver", "inference", "diagnostics")
-        return {k: v for k, v in data.items() if k in keep and v is not None}
+        return {k: v for k, v in resolved.items() if k in keep and v is not None}
     for key in ("tables", "digitised"):
-        data["data"][key] = [str(loaded.resolve(p)) for p in data["data"][key]]
-    data["priors"]["tables"] = [
-        t if t.startswith("builtin:") else str(loaded.resolve(t)) for t in data["priors"]["tables"]
+        resolved["data"][key] = [str(loaded.resolve(p)) for p in resolved["data"][key]]
+    resolved["priors"]["tables"] = [
+        t if t.startswith("builtin:") else str(loaded.resolve(t))
+        for t in resolved["priors"]["tables"]
     ]
-    name = data["model"]["name"]
+    name = resolved["model"]["name"]
     if ".py:" in name:
         file_part, _, cls = name.rpartition(":")
-        data["model"]["name"] = f"{loaded.resolve(file_part)}:{cls}"
-    data["model"].pop("petab", None)
-    if data["solver"] is None:
-        data.pop("solver")
-    return data
+        resolved["model"]["name"] = f"{loaded.resolve(file_part)}:{cls}"
+    resolved["model"].pop("petab", None)
+    if resolved["solver"] is None:
+        resolved.pop("solver")
+    return resolved
 
 
 def run_fit(
@@ -133,10 +134,10 @@ def run_petab_fit(
     ``model: {petab: PROBLEM.yaml}``. The run folder is an ordinary one (``--resume``,
     ``report``, ``compare`` and ``predict`` read it)."""
     base = Path(config) if config is not None else shipped_config("petab.yaml")
-    problem = Path(problem_yaml).resolve()
-    if not problem.is_file():
+    yaml_path = Path(problem_yaml).resolve()
+    if not yaml_path.is_file():
         raise Il6rccError(f"{problem_yaml}: PEtab problem file not found")
-    loaded = load_config(base, {**(overrides or {}), "model": {"petab": str(problem)}})
+    loaded = load_config(base, {**(overrides or {}), "model": {"petab": str(yaml_path)}})
     return _start(loaded, Path(out), quiet)
 
 
@@ -200,12 +201,12 @@ def _save_checkpoint(path: Path, state, done: int, draws: dict, stats: dict, ext
 
 def _load_checkpoint(path: Path):
     with np.load(path, allow_pickle=False) as f:
-        data = {k: f[k] for k in f.files}
+        arrays = {k: f[k] for k in f.files}
 
     def part(prefix):
-        return {k[len(prefix) + 1 :]: v for k, v in data.items() if k.startswith(prefix + "/")}
+        return {k[len(prefix) + 1 :]: v for k, v in arrays.items() if k.startswith(prefix + "/")}
 
-    return int(data["done"]), part("state"), part("draws"), part("stats"), part("extra")
+    return int(arrays["done"]), part("state"), part("draws"), part("stats"), part("extra")
 
 
 def _append(acc: dict, new: dict) -> dict:

@@ -156,8 +156,8 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
     data_header, data_rows = _data_rows(tree)
     figures = ""
     for png in sorted((run.path / "figures").glob("*.png")):
-        data = base64.b64encode(png.read_bytes()).decode()
-        figures += f"<h3>{html.escape(png.stem)}</h3><img src='data:image/png;base64,{data}'/>"
+        encoded = base64.b64encode(png.read_bytes()).decode()
+        figures += f"<h3>{html.escape(png.stem)}</h3><img src='data:image/png;base64,{encoded}'/>"
     verdict = diag.get("verdict") or (
         "all diagnostic gates passed" if diag["passed"] else "diagnostic gates FAILED"
     )
