@@ -196,6 +196,10 @@ class BDFInterpolation(diffrax.AbstractLocalInterpolation):
         if t1 is not None:
             return jtu.tree_map(lambda a, b: b - a, self.evaluate(t0), self.evaluate(t1))
         h = self.t1 - self.t0
+        # A zero-length step (a finished member of a vmapped batch keeps "stepping" at
+        # its end time) is never evaluated for a result, but a NaN here would still
+        # reach the reverse-mode gradient through the masked branch.
+        h = jnp.where(h == 0, 1.0, h)
         j = jnp.arange(MAX_ORDER)
         x = (t0 - (self.t1 - j * h)) / ((j + 1) * h)
         p = jnp.where(j < self.order, jnp.cumprod(x), 0.0)
@@ -358,6 +362,13 @@ class BDF(diffrax.AbstractAdaptiveSolver):
         rhs = self._rhs(terms, args, unravel)
         dtype = flat0.dtype
         h = jnp.asarray(t1 - t0, dtype)
+        # A zero-length step is a no-op (a finished member of a vmapped batch keeps
+        # "stepping" at its end time until the last member is done). It is computed with
+        # a stand-in step size and discarded: with h = 0 the step would divide by zero
+        # (c = 0 refactorises with c_factor = 0, the next ratio is 0 / 0), and NaNs in a
+        # discarded branch still reach a reverse-mode gradient as 0 * NaN.
+        zero_step = h == 0
+        h = jnp.where(zero_step, jnp.where(solver_state.h > 0, solver_state.h, 1.0), h)
         state = solver_state
         if made_jump is not False:
             state = lax.cond(
@@ -491,7 +502,16 @@ class BDF(diffrax.AbstractAdaptiveSolver):
                 num_newton_failures=stats.num_newton_failures + n_fail,
             ),
         )
-        dense_info = dict(history=jax.vmap(unravel)(new_history[: MAX_ORDER + 1]), order=k)
+        dense_history = new_history[: MAX_ORDER + 1]
+        # the zero-length step: y1 = y0, no error, the state and its statistics kept
+        y1 = jnp.where(zero_step, flat0, y1)
+        y_error = jnp.where(zero_step, 0.0, y_error)
+        new_state = jtu.tree_map(
+            lambda old, new: jnp.where(zero_step, old, new), solver_state, new_state
+        )
+        constant = jnp.zeros_like(dense_history).at[0].set(flat0)
+        dense_history = jnp.where(zero_step, constant, dense_history)
+        dense_info = dict(history=jax.vmap(unravel)(dense_history), order=k)
         return unravel(y1), unravel(y_error), dense_info, new_state, diffrax.RESULTS.successful
 
     # ------------------------------------------------------------ helpers

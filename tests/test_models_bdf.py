@@ -334,3 +334,31 @@ def test_vmap_gives_the_single_solves():
     for i in range(rates.shape[0]):
         np.testing.assert_allclose(batched[i], single(rates[i]), rtol=1e-5, atol=1e-11)
     assert not np.allclose(batched[0], batched[1], rtol=1e-3)  # the rows differ
+
+
+def test_gradient_of_a_batch_whose_members_finish_at_different_steps():
+    """Under vmap diffrax keeps stepping every member until the last one is done; a
+    finished member then takes zero-length steps whose results are discarded. Their
+    gradient must be discarded too, not NaN (a division by the step size in a branch
+    that is masked out still poisons a reverse-mode gradient). One member sits at its
+    steady state (a few steps), the other decays with a fast and a slow rate; the
+    batch's gradient equals the members' gradients one by one (rtol 1e-8)."""
+
+    def f(t, y, k):
+        return jnp.stack([-k[0] * (y[0] - 1.0), k[1] * (y[0] - y[1])])
+
+    ts = jnp.array([0.5, 2.0, 8.0])
+    y_rest = jnp.array([1.0, 1.0])  # the steady state of every member
+    y_kick = jnp.array([3.0, 0.0])
+
+    def loss_one(k, y0):
+        ys = solve(f, y0, k, 8.0, ts, 1e-8, 1e-10).ys
+        return jnp.sum(ys**2)
+
+    k = jnp.array([[2.0, 0.3], [2.0, 0.3]])
+    y0 = jnp.stack([y_rest, y_kick])
+    batched = jax.jit(jax.grad(lambda k: jnp.sum(jax.vmap(loss_one)(k, y0))))(k)
+    assert np.all(np.isfinite(np.asarray(batched)))
+    single = jax.jit(jax.grad(loss_one))
+    for i in range(2):
+        np.testing.assert_allclose(batched[i], single(k[i], y0[i]), rtol=1e-8, atol=1e-12)
