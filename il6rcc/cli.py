@@ -176,6 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--draws", type=int, default=100, help="posterior draws per variant")
 
+    p = sub.add_parser(
+        "report-mechanisms",
+        help="the mechanism report of a sweep of fitted variants (mechanisms.md, tables, figures)",
+    )
+    p.add_argument("sweep_dir", type=Path, help="the --out folder of 'il6rcc sweep'")
+    p.add_argument("--out", required=True, type=Path, help="report folder (e.g. docs/results)")
+    p.add_argument("--draws", type=int, default=50, help="draws per variant for next experiments")
+
     p = sub.add_parser("data", help="evidence tables")
     dsub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     q = dsub.add_parser("lint", help="check evidence tables; list every problem")
@@ -290,6 +298,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .jobs.design import run_next_experiment
 
         return run_next_experiment(args.run_dirs, args.out, draws=args.draws)
+    if args.command == "report-mechanisms":
+        from .jobs.mechanisms import write_mechanisms_report
+
+        write_mechanisms_report(args.sweep_dir, args.out, draws=args.draws)
+        return 0
     if args.command == "data":
         from .data import lint_main
 
