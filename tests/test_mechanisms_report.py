@@ -144,7 +144,8 @@ def test_the_report_regenerates_and_its_numbers_are_compares_and_predicts(sweep,
     assert len(findings) == 3 * 4
     element = "variant=feedback__weighting=statement"
     run = open_run(out / element)
-    p = dict(zip(np.asarray(run.tree["posterior_predictive"]["row"]), reproduction_rates(run.tree)))
+    rows = [str(r) for r in np.asarray(run.tree["posterior_predictive"]["row"])]
+    p = dict(zip(rows, reproduction_rates(run.tree), strict=True))
     sub = findings[(findings["variant"] == "feedback") & (findings["weighting"] == "statement")]
     for r in sub.itertuples():
         assert r.p_reproduced == pytest.approx(p[r.row_id], abs=1e-12)
