@@ -273,6 +273,8 @@ class SweepConfig(Section):
     ``compare_by``: axis labels; ``compare`` then compares the elements within each
     combination of their values (DIR/compare/<label>=<value>/), e.g. per likelihood
     weighting, since runs fitted to differently weighted likelihoods are not rivals.
+    ``compare_refit``: ``auto`` (rows whose Pareto k is too high are refitted, as
+    ``il6rcc compare`` does) or ``none`` (they are only reported).
     ``report_out``: where ``report`` writes (relative to the sweep file; default
     DIR/report).
 
@@ -293,6 +295,7 @@ class SweepConfig(Section):
     executor: ExecutorSection = Field(default_factory=ExecutorSection)
     then: list[Literal["compare", "sbc", "report"]] = Field(default_factory=list)
     compare_by: list[str] = Field(default_factory=list)
+    compare_refit: Literal["auto", "none"] = "auto"
     report_out: str | None = None
     sbc_thin: PositiveInt = 1
 

@@ -165,6 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="compare fitted mechanism variants by PSIS-LOO")
     p.add_argument("run_dirs", nargs="+", type=Path)
     p.add_argument("--out", required=True, type=Path)
+    p.add_argument(
+        "--refit",
+        choices=["auto", "none"],
+        default="auto",
+        help="rows with high Pareto k: refit them (auto, the default) or only report them",
+    )
 
     p = sub.add_parser("predict", help="posterior predictions of interventions per cell line")
     p.add_argument("run_dir", type=Path)
@@ -289,7 +295,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "compare":
         from .jobs.compare import run_compare
 
-        return run_compare(args.run_dirs, args.out)
+        return run_compare(args.run_dirs, args.out, refit=args.refit)
     if args.command == "predict":
         from .jobs.predict import run_predict
 

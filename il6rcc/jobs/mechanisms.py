@@ -415,7 +415,7 @@ def write_markdown(
     ]
     for w, c in concl.items():
         diff = (
-            f"; the runner-up by elpd, {c['runner_up']}, is {_fmt(c['elpd_diff'], 1)} +- "
+            f"; the runner-up by elpd, {c['runner_up']}, is {_fmt(abs(c['elpd_diff']), 1)} +- "
             f"{_fmt(c['dse'], 1)} (SE) below {c['top_elpd']}"
             if c["runner_up"]
             else ""
@@ -461,6 +461,21 @@ def write_markdown(
             )
         )
         out.append("")
+    unreliable = (
+        compare[(compare["n_high_k"].astype(float) > 0) & (compare["method"] == "psis-loo")]
+        if "n_high_k" in compare
+        else compare.iloc[0:0]
+    )
+    if not unreliable.empty:
+        out += [
+            "PSIS-LOO is unreliable for rows with a high Pareto k that were not refitted "
+            "(compare_refit: none): "
+            + "; ".join(
+                f"{r.variant} ({r.weighting}): {r.high_k_rows}" for r in unreliable.itertuples()
+            )
+            + ".",
+            "",
+        ]
     out += [
         "## Findings",
         "",
@@ -574,7 +589,8 @@ def plot_weights(compare: pd.DataFrame, path: Path) -> None:
     for (w, sub), (a, b) in zip(groups, axes, strict=False):
         sub = sub.sort_values("elpd", ascending=True)
         y = np.arange(len(sub))
-        a.errorbar(sub["elpd_diff"].astype(float) * -1, y, xerr=sub["dse"].astype(float), fmt="o")
+        diff = -sub["elpd_diff"].astype(float).abs()  # below the best, whatever the sign convention
+        a.errorbar(diff, y, xerr=sub["dse"].astype(float), fmt="o")
         a.axvline(0, color="k", lw=0.6)
         a.set_yticks(y, sub["variant"], fontsize=8)
         a.set_xlabel("elpd difference to the best (+- SE)")
@@ -660,9 +676,10 @@ def plot_predictions(predictions: pd.DataFrame, path: Path) -> None:
 def _sweep_command(record: dict, sweep_dir: Path) -> str:
     def rel(p) -> str:
         try:
-            return os.path.relpath(p)
+            r = os.path.relpath(p)
         except ValueError:
             return str(p)
+        return str(p) if r.startswith("..") else r
 
     return f"il6rcc sweep {rel(record['sweep_file'])} --out {rel(sweep_dir)}"
 

@@ -39,11 +39,11 @@ def compare_groups(plan, complete: list[str]) -> dict[str, list[str]]:
 def _compare(plan, out: Path, complete: list[str], say) -> bool:
     ok = True
     for group, names in compare_groups(plan, complete).items():
-        ok = _compare_one(out, group, names, say) and ok
+        ok = _compare_one(out, group, names, plan.config.compare_refit, say) and ok
     return ok
 
 
-def _compare_one(out: Path, group: str, complete: list[str], say) -> bool:
+def _compare_one(out: Path, group: str, complete: list[str], refit: str, say) -> bool:
     what = f"compare {group}".rstrip()
     if len(complete) < 2:
         say(f"{what}: needs at least two complete elements, have {len(complete)}; skipped")
@@ -54,7 +54,7 @@ def _compare_one(out: Path, group: str, complete: list[str], say) -> bool:
     log = out / META / "logs" / f"compare{'.' + group if group else ''}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "il6rcc.cli", "compare", *(str(out / n) for n in complete)]
-    cmd += ["--out", str(staging)]
+    cmd += ["--out", str(staging), "--refit", refit]
     say(f"{what}: il6rcc compare over {len(complete)} elements...")
     with log.open("a") as fh:
         code = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, check=False).returncode
