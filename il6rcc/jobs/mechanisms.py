@@ -624,6 +624,9 @@ def plot_findings(findings: pd.DataFrame, path: Path) -> None:
     plt = _pyplot()
     weightings = sorted(findings["weighting"].unique()) or ["row"]
     mats = [statement_matrix(findings, w) for w in weightings]
+    # one row per statement in every panel, labelled once (on the left)
+    index = list(dict.fromkeys(label for m in mats for label in m.index))
+    mats = [m.reindex(index) for m in mats]
     n = max([len(m) for m in mats] + [1])
     width = max([m.shape[1] for m in mats] + [1])
     fig, axes = plt.subplots(
@@ -632,7 +635,7 @@ def plot_findings(findings: pd.DataFrame, path: Path) -> None:
     for w, mat, ax in zip(weightings, mats, axes[0], strict=True):
         im = ax.imshow(mat.to_numpy(float), vmin=0, vmax=1, cmap="RdYlGn", aspect="auto")
         ax.set_xticks(range(mat.shape[1]), mat.columns, rotation=60, ha="right", fontsize=7)
-        ax.set_yticks(range(len(mat)), mat.index, fontsize=6)
+        ax.set_yticks(range(len(mat)), mat.index if ax is axes[0][0] else [], fontsize=6)
         ax.set_title(f"P(finding reproduced), {w} weighting", fontsize=9)
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.5)
     _io.save_figure(fig, path, dpi=110, bbox_inches="tight")
