@@ -119,6 +119,7 @@ def read_compare(sweep_dir: Path, members: list[Member]) -> pd.DataFrame:
     ``run``), with ``weighting``, ``variant`` and ``element``. Checks that each
     weighting's complete elements were compared together and nothing else was."""
     by_dir = {m.run.path.resolve(): m for m in members if m.run is not None}
+    by_name = {m.element: m for m in members if m.run is not None}
     root = Path(sweep_dir) / "compare"
     folders = sorted(p.parent for p in root.rglob("loo.json")) if root.is_dir() else []
     problems, parts, covered = [], [], {}
@@ -127,7 +128,10 @@ def read_compare(sweep_dir: Path, members: list[Member]) -> pd.DataFrame:
         table = pd.read_csv(folder / "compare.csv")
         name_of = {}
         for name, info in loo.items():
-            member = by_dir.get(Path(info["run_dir"]).resolve())
+            # by path, or by element folder name when the sweep folder has moved since
+            member = by_dir.get(Path(info["run_dir"]).resolve()) or by_name.get(
+                Path(info["run_dir"]).name
+            )
             if member is None:
                 problems.append(
                     f"{folder}: compares {info['run_dir']}, not a complete element of this "
