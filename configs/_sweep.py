@@ -268,7 +268,15 @@ class SweepConfig(Section):
     ``axes``: what varies; ``combine``: ``product`` (every combination) or ``zip``
     (the i-th value of every axis together; equal lengths). ``then``: steps run over
     the finished elements: ``compare`` (``il6rcc compare`` -> DIR/compare/), ``sbc``
-    (rank statistics of an SBC axis -> DIR/sbc/).
+    (rank statistics of an SBC axis -> DIR/sbc/), ``report`` (the mechanism report,
+    ``il6rcc report-mechanisms`` -> ``report_out``; after ``compare``).
+    ``compare_by``: axis labels; ``compare`` then compares the elements within each
+    combination of their values (DIR/compare/<label>=<value>/), e.g. per likelihood
+    weighting, since runs fitted to differently weighted likelihoods are not rivals.
+    ``compare_refit``: ``auto`` (rows whose Pareto k is too high are refitted, as
+    ``il6rcc compare`` does) or ``none`` (they are only reported).
+    ``report_out``: where ``report`` writes (relative to the sweep file; default
+    DIR/report).
 
     ``kind: profile`` takes ``run`` (a finished run folder, relative to the sweep
     file), ``profile`` (:class:`ProfileOptions`) and one axis ``{parameter: [...]}``,
@@ -285,7 +293,10 @@ class SweepConfig(Section):
     axes: list[Axis] = Field(min_length=1)
     combine: Literal["product", "zip"] = "product"
     executor: ExecutorSection = Field(default_factory=ExecutorSection)
-    then: list[Literal["compare", "sbc"]] = Field(default_factory=list)
+    then: list[Literal["compare", "sbc", "report"]] = Field(default_factory=list)
+    compare_by: list[str] = Field(default_factory=list)
+    compare_refit: Literal["auto", "none"] = "auto"
+    report_out: str | None = None
     sbc_thin: PositiveInt = 1
 
     @field_validator("set")
@@ -321,6 +332,14 @@ class SweepConfig(Section):
             problems.append("at most one sbc axis")
         if "sbc" in self.then and not n_sbc:
             problems.append("then: 'sbc' needs an sbc axis")
+        unknown = [c for c in self.compare_by if c not in labels]
+        if unknown:
+            problems.append(f"key compare_by: got {unknown}; expected axis labels of {labels}")
+        if "report" in self.then and "compare" not in self.then[: self.then.index("report")]:
+            problems.append(
+                f"key then: got {list(self.then)}; 'report' reads compare's outputs: put "
+                "'compare' before it"
+            )
         if self.combine == "zip":
             lengths = {_axis_length(a) for a in self.axes}
             if len(lengths) > 1:

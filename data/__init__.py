@@ -30,6 +30,7 @@ from ._build import reported_doses as reported_doses
 from ._lint import lint_main as lint_main
 from ._lint import lint_paths as lint_paths
 from ._load import load_evidence as load_evidence
+from ._load import load_statements as load_statements
 from ._load import shipped_evidence_paths as shipped_evidence_paths
 from ._tables import Issue as Issue
 from ._tables import shipped_dir as shipped_dir
@@ -44,6 +45,7 @@ __all__ = [
     "lint_main",
     "lint_paths",
     "load_evidence",
+    "load_statements",
     "nuisance_name",
     "nuisance_table",
     "reported_doses",

@@ -17,7 +17,7 @@ from ..models import ODEModel
 from . import _columns as C
 from ._grammar import Vocabulary
 from ._lint import default_model, parse_evidence_tables, read_tables, resolve_references
-from ._tables import Issue, shipped_dir
+from ._tables import STATEMENTS_FILE, Issue, read_tsv, shipped_dir, table_type
 
 #: Extra columns of the loaded frame: where each row comes from.
 SOURCE_FILE = "source_file"
@@ -90,11 +90,34 @@ def load_evidence(
     return frame
 
 
+def load_statements(paths: Iterable[str | Path] | None = None) -> dict[str, str]:
+    """Statement id -> its summary (``statements.tsv``), for labelling findings by
+    what they say. The statements tables among ``paths`` (files or folders, as given
+    to :func:`load_evidence`) replace the shipped one, as they do when rows are
+    checked; without any, the shipped table. Unreadable tables give no entries (the
+    evidence loader reports them)."""
+    files = [shipped_dir() / STATEMENTS_FILE]
+    if paths is not None:
+        tables, _ = read_tables(paths)
+        given = [Path(t.path) for t, kind in tables if kind == "statements"]
+        files = given or files
+    out: dict[str, str] = {}
+    for path in files:
+        table, _ = read_tsv(path)
+        if table is None or table_type(table) != "statements":
+            continue
+        for _, cells in table.rows:
+            if cells.get(C.STATEMENT_ID):
+                out[cells[C.STATEMENT_ID]] = cells.get(C.SUMMARY, "")
+    return out
+
+
 __all__ = [
     "SOURCE_FILE",
     "SOURCE_LINE",
     "TABLE_TYPE",
     "format_issues",
     "load_evidence",
+    "load_statements",
     "shipped_evidence_paths",
 ]

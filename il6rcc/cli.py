@@ -165,6 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="compare fitted mechanism variants by PSIS-LOO")
     p.add_argument("run_dirs", nargs="+", type=Path)
     p.add_argument("--out", required=True, type=Path)
+    p.add_argument(
+        "--refit",
+        choices=["auto", "none"],
+        default="auto",
+        help="rows with high Pareto k: refit them (auto, the default) or only report them",
+    )
 
     p = sub.add_parser("predict", help="posterior predictions of interventions per cell line")
     p.add_argument("run_dir", type=Path)
@@ -175,6 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dirs", nargs="+", type=Path, help="fitted runs, one per variant")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--draws", type=int, default=100, help="posterior draws per variant")
+
+    p = sub.add_parser(
+        "report-mechanisms",
+        help="the mechanism report of a sweep of fitted variants (mechanisms.md, tables, figures)",
+    )
+    p.add_argument("sweep_dir", type=Path, help="the --out folder of 'il6rcc sweep'")
+    p.add_argument("--out", required=True, type=Path, help="report folder (e.g. docs/results)")
+    p.add_argument("--draws", type=int, default=50, help="draws per variant for next experiments")
 
     p = sub.add_parser("data", help="evidence tables")
     dsub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
@@ -281,7 +295,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "compare":
         from .jobs.compare import run_compare
 
-        return run_compare(args.run_dirs, args.out)
+        return run_compare(args.run_dirs, args.out, refit=args.refit)
     if args.command == "predict":
         from .jobs.predict import run_predict
 
@@ -290,6 +304,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .jobs.design import run_next_experiment
 
         return run_next_experiment(args.run_dirs, args.out, draws=args.draws)
+    if args.command == "report-mechanisms":
+        from .jobs.mechanisms import write_mechanisms_report
+
+        write_mechanisms_report(args.sweep_dir, args.out, draws=args.draws)
+        return 0
     if args.command == "data":
         from .data import lint_main
 

@@ -1,7 +1,7 @@
 """Model comparison, intervention predictions and experiment design on simulated truth.
 
 Data: five fold-change rows simulated (no noise; spread 5 % SD, n = 3) from
-FeedbackGene (tests/fixtures/compare_job/gene_models.py, a user model file) at its
+FeedbackGene (configs/sweeps/sbc/gene_models.py, a user model file) at its
 defaults a = 2, k = 0.5, K = 1, kd = 0.8. Both variants are fitted with NUTS,
 2 chains x (150 warmup + 150 draws), seed 3; about a minute each on 2 CPU cores.
 """
@@ -25,6 +25,8 @@ from il6rcc.jobs.report import write_report
 from il6rcc.models import Condition, SolverSettings, load_model, simulate
 
 FIX = Path(__file__).parent / "fixtures" / "compare_job"
+#: the model file and reference tables: those of the shipped SBC sweep (one copy)
+GENE = Path(__file__).parents[1] / "configs" / "sweeps" / "sbc"
 COLUMNS = (
     "row_id study_id statement_ids source kind observable_id assay cell_line "
     "control_cell_line background condition control time_h control_time_h direction value "
@@ -41,7 +43,7 @@ DESIGN = [
 
 
 def _synthetic_rows() -> pd.DataFrame:
-    model = load_model(f"{FIX / 'gene_models.py'}:FeedbackGene")
+    model = load_model(f"{GENE / 'gene_models.py'}:FeedbackGene")
     conds = [Condition("ctrl", "default")] + [Condition(r, "default", p) for r, p, _, _ in DESIGN]
     sim = simulate(model, None, conds, [2.0, 24.0], SolverSettings(rtol=1e-10, atol=1e-12))
     x = sim.observable("x")
@@ -81,7 +83,7 @@ def _synthetic_rows() -> pd.DataFrame:
 def fits(tmp_path_factory):
     root = tmp_path_factory.mktemp("compare")
     for f in ("gene_models.py", "assays.tsv", "nuisance_priors.tsv", "statements.tsv"):
-        shutil.copy(FIX / f, root / f)
+        shutil.copy(GENE / f, root / f)
     _synthetic_rows().to_csv(root / "evidence_synthetic.tsv", sep="\t", index=False)
     template = yaml.safe_load((FIX / "job.yaml").read_text())
     runs = {}
@@ -164,10 +166,10 @@ def test_experiment_ranking_prefers_the_discriminating_experiment():
 
 def test_custom_prediction_names_are_checked_at_load(tmp_path):
     cfg = yaml.safe_load((FIX / "job.yaml").read_text())
-    cfg["data"]["tables"] = [str(FIX / "assays.tsv")]
+    cfg["data"]["tables"] = [str(GENE / "assays.tsv")]
     cfg["predict"]["custom"][0]["inputs"] = {"si_gen": 1}
     path = tmp_path / "bad.yaml"
-    shutil.copy(FIX / "gene_models.py", tmp_path / "gene_models.py")
+    shutil.copy(GENE / "gene_models.py", tmp_path / "gene_models.py")
     path.write_text(yaml.safe_dump(cfg))
     with pytest.raises(Exception, match="si_gen"):
         load_config(path)

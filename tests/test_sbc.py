@@ -1,6 +1,6 @@
 """Simulation-based calibration (Talts et al. 2018) of the inference on a reduced model.
 
-Model: FeedbackGene (tests/fixtures/compare_job) with the five fold-change rows of the
+Model: FeedbackGene (configs/sweeps/sbc/gene_models.py) with the five fold-change rows of the
 comparison test; estimated k and kd (a and K fixed at their defaults, so every
 parameter is identifiable). 60 replicates: parameters drawn from the prior, data drawn
 from the likelihood, NUTS 300 warmup + 300 draws (one chain, thinned by 3 to 100
@@ -23,6 +23,8 @@ from il6rcc.inference import ChainRunner, EvidencePosterior, NutsSettings, run_c
 from il6rcc.jobs import evidence_problem
 
 FIX = Path(__file__).parent / "fixtures" / "compare_job"
+#: the model file and reference tables: those of the shipped SBC sweep (one copy)
+GENE = Path(__file__).parents[1] / "configs" / "sweeps" / "sbc"
 REPLICATES, WARMUP, DRAWS, THIN = 60, 300, 300, 3
 
 
@@ -31,7 +33,7 @@ def test_simulation_based_calibration(tmp_path):
     from test_compare_predict import _synthetic_rows
 
     for f in ("gene_models.py", "assays.tsv", "nuisance_priors.tsv", "statements.tsv"):
-        shutil.copy(FIX / f, tmp_path / f)
+        shutil.copy(GENE / f, tmp_path / f)
     _synthetic_rows().to_csv(tmp_path / "evidence_synthetic.tsv", sep="\t", index=False)
     cfg = yaml.safe_load((FIX / "job.yaml").read_text())
     cfg["priors"] = {"estimate": ["k", "kd"]}

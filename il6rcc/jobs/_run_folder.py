@@ -54,6 +54,38 @@ class RunFolder:
 
         return build_posterior(self.config)[0]
 
+    @cached_property
+    def findings(self):
+        """The run's evidence rows as a biologist reads them: ``row_id``, ``study_id``,
+        ``kind``, ``observable_id``, ``statement_id`` (the row's primary statement),
+        ``statement`` (its summary in ``statements.tsv``; the row's quote when it has
+        none) and ``quote`` (a pandas frame; evidence runs only)."""
+        import pandas as pd
+
+        from ..configs import model_from_config
+        from ..data import columns as C
+        from ..data import load_evidence, load_statements
+        from ._build import evidence_paths, select_rows
+
+        paths = evidence_paths(self.config)
+        rows = select_rows(load_evidence(paths, model=model_from_config(self.config)), self.config)
+        summaries = load_statements(paths)
+        primary = [s.split(",")[0].strip() for s in rows[C.STATEMENT_IDS]]
+        text = [
+            summaries.get(sid) or quote for sid, quote in zip(primary, rows[C.QUOTE], strict=True)
+        ]
+        return pd.DataFrame(
+            {
+                "row_id": list(rows[C.ROW_ID]),
+                "study_id": list(rows[C.STUDY_ID]),
+                "kind": list(rows[C.KIND]),
+                "observable_id": list(rows[C.OBSERVABLE_ID]),
+                "statement_id": primary,
+                "statement": text,
+                "quote": list(rows[C.QUOTE]),
+            }
+        )
+
     # ------------------------------------------------------------------ facts
     @property
     def name(self) -> str:

@@ -1,6 +1,7 @@
 """Two structural variants of a gene with an inducer and an siRNA: the reduced model of
-the simulation-based calibration sweep (``configs/sweeps/sbc.yaml``; the same model as
-the tests' fixture ``tests/fixtures/compare_job``).
+the simulation-based calibration sweep (``configs/sweeps/sbc.yaml``), also the model of
+the tests of model comparison, prediction, user model files and the mechanism report
+(``tests/fixtures/compare_job/job.yaml`` is their job).
 
 x' = a (1 + u) (1 - kd s) / (1 + f x / K) - k x, with u the inducer (fold), s the siRNA
 (indicator, established before treatment), kd the knock-down efficiency and f the

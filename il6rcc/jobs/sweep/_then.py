@@ -2,6 +2,10 @@
 
 * ``compare``: ``il6rcc compare`` over every complete element -> ``DIR/compare/``
   (rewritten on every run of the sweep, so it always covers the complete elements);
+  with ``compare_by``, once per combination of those axes' values ->
+  ``DIR/compare/<label>=<value>/``;
+* ``report``: the mechanism report (:mod:`il6rcc.jobs.mechanisms`) -> ``report_out``
+  (default ``DIR/report/``);
 * ``sbc``: rank statistics of simulation-based calibration -> ``DIR/sbc/``;
 * a ``kind: profile`` sweep always merges its complete elements (one parameter's
   profile each) into ``DIR/profiles.csv``, ``profiles.md``, ``profiles.json`` and
@@ -18,26 +22,74 @@ from pathlib import Path
 from ._element import META, element_paths, read_state
 
 
+def compare_groups(plan, complete: list[str]) -> dict[str, list[str]]:
+    """The complete elements compared together, by the folder (relative to
+    ``DIR/compare``) their comparison goes to: one group (``""``) without
+    ``compare_by``, else one per combination of those axes' values."""
+    groups: dict[str, list[str]] = {}
+    for el in plan.elements:
+        values = dict(el.values)
+        key = "__".join(f"{label}={values[label]}" for label in plan.config.compare_by)
+        groups.setdefault(key, [])
+        if el.name in complete:
+            groups[key].append(el.name)
+    return groups
+
+
 def _compare(plan, out: Path, complete: list[str], say) -> bool:
+    ok = True
+    for group, names in compare_groups(plan, complete).items():
+        ok = _compare_one(out, group, names, plan.config.compare_refit, say) and ok
+    return ok
+
+
+def _compare_one(out: Path, group: str, complete: list[str], refit: str, say) -> bool:
+    what = f"compare {group}".rstrip()
     if len(complete) < 2:
-        say(f"compare: needs at least two complete elements, have {len(complete)}; skipped")
+        say(f"{what}: needs at least two complete elements, have {len(complete)}; skipped")
         return False
-    target = out / "compare"
-    staging = out / META / "compare.partial"
+    target = out / "compare" / group if group else out / "compare"
+    staging = out / META / f"compare.{group or 'all'}.partial"
     shutil.rmtree(staging, ignore_errors=True)
-    log = out / META / "logs" / "compare.log"
+    log = out / META / "logs" / f"compare{'.' + group if group else ''}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "il6rcc.cli", "compare", *(str(out / n) for n in complete)]
-    cmd += ["--out", str(staging)]
-    say(f"compare: il6rcc compare over {len(complete)} elements...")
+    cmd += ["--out", str(staging), "--refit", refit]
+    say(f"{what}: il6rcc compare over {len(complete)} elements...")
     with log.open("a") as fh:
         code = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, check=False).returncode
     if code != 0:
-        say(f"compare: failed (exit status {code}); see {log}")
+        say(f"{what}: failed (exit status {code}); see {log}")
         return False
     shutil.rmtree(target, ignore_errors=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
     staging.rename(target)
-    say(f"compare: {target / 'compare.csv'}")
+    say(f"{what}: {target / 'compare.csv'}")
+    return True
+
+
+def report_folder(plan, out: Path) -> Path:
+    """Where the ``report`` step writes: ``report_out`` relative to the sweep file, or
+    ``DIR/report``."""
+    if plan.config.report_out is None:
+        return out / "report"
+    return (plan.path.resolve().parent / plan.config.report_out).resolve()
+
+
+def _report(plan, out: Path, say) -> bool:
+    """The mechanism report, in its own process (like compare): a failure is logged
+    and reported, never a crash of the sweep."""
+    target = report_folder(plan, out)
+    log = out / META / "logs" / "report.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "il6rcc.cli", "report-mechanisms", str(out), "--out", str(target)]
+    say(f"report: il6rcc report-mechanisms -> {target}...")
+    with log.open("a") as fh:
+        code = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, check=False).returncode
+    if code != 0:
+        say(f"report: failed (exit status {code}); see {log}")
+        return False
+    say(f"report: {target}")
     return True
 
 
@@ -69,7 +121,9 @@ def run_then(plan, out: Path, complete: list[str], say) -> bool:
             from ._sbc import summarise_sbc
 
             ok = summarise_sbc(plan, out, complete, say) and ok
+        elif step == "report":
+            ok = _report(plan, out, say) and ok
     return ok
 
 
-__all__ = ["run_then"]
+__all__ = ["compare_groups", "report_folder", "run_then"]
