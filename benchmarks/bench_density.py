@@ -133,9 +133,10 @@ def main(argv=None) -> int:
         ],
         rows,
     )
+    load = env.get("load_average_at_start")
     header = (
         f"Value and gradient of {Path(args.config).name}'s log density ({dim} coordinates), "
-        f"{args.repeats} interleaved rounds; load average at start {env.get('load_average')}."
+        f"{args.repeats} interleaved rounds; load average at start {load}."
     )
     print(header + "\n\n" + table)
     payload = {"environment": env, "config": args.config, "records": records}
