@@ -139,7 +139,9 @@ def main(argv=None) -> int:
         f"{args.repeats} interleaved rounds; load average at start {load}."
     )
     print(header + "\n\n" + table)
-    payload = {"environment": env, "config": args.config, "records": records}
+    config = Path(args.config).resolve()
+    shown = config.relative_to(C.REPO) if config.is_relative_to(C.REPO) else config.name
+    payload = {"environment": env, "config": str(shown), "records": records}
     C.write_json("density", payload, args.out)
     (args.out / "density.md").write_text(header + "\n\n" + table + "\n")
     return 0
