@@ -56,16 +56,23 @@ def _compare_one(out: Path, group: str, complete: list[str], refit: str, say) ->
     cmd = [sys.executable, "-m", "il6rcc.cli", "compare", *(str(out / n) for n in complete)]
     cmd += ["--out", str(staging), "--refit", refit]
     say(f"{what}: il6rcc compare over {len(complete)} elements...")
-    with log.open("a") as fh:
-        code = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, check=False).returncode
-    if code != 0:
-        say(f"{what}: failed (exit status {code}); see {log}")
+    if not _run_step(cmd, log, what, say):
         return False
     shutil.rmtree(target, ignore_errors=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging.rename(target)
     say(f"{what}: {target / 'compare.csv'}")
     return True
+
+
+def _run_step(cmd: list[str], log: Path, what: str, say) -> bool:
+    """Run one step's command with its output appended to ``log``; a failure is said
+    and returned, never raised."""
+    with log.open("a") as fh:
+        code = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, check=False).returncode
+    if code != 0:
+        say(f"{what}: failed (exit status {code}); see {log}")
+    return code == 0
 
 
 def report_folder(plan, out: Path) -> Path:
@@ -84,10 +91,7 @@ def _report(plan, out: Path, say) -> bool:
     log.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "il6rcc.cli", "report-mechanisms", str(out), "--out", str(target)]
     say(f"report: il6rcc report-mechanisms -> {target}...")
-    with log.open("a") as fh:
-        code = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, check=False).returncode
-    if code != 0:
-        say(f"report: failed (exit status {code}); see {log}")
+    if not _run_step(cmd, log, "report", say):
         return False
     say(f"report: {target}")
     return True
