@@ -55,7 +55,7 @@ from il6rcc.models import (  # noqa: E402
     Condition,
     RCCCircuit,
     SolverSettings,
-    basal_state,
+    basal_states,
     make_batch,
     simulate_arrays,
 )
@@ -205,15 +205,15 @@ def _describe(settings) -> dict:
 
 
 def prepare_basal(prob: Problem, settings, rounds: Rounds) -> dict:
-    """Pre-equilibration alone: ``basal_state`` over the basal groups, one after
-    another as ``simulate_arrays`` does; and the steps an integration to a
+    """Pre-equilibration alone: ``basal_states``, the part of ``simulate_arrays`` that
+    solves the basal groups one after another; and the steps an integration to a
     steady-state event would take (the approach used before PTC)."""
     model = prob.model
-    _, _, _, basal_param_index, basal_inputs, _ = prob.arrays
+    _, _, _, basal_param_index, basal_inputs, basal_reference_index = prob.arrays
 
     def basal(p):
-        return jax.lax.map(
-            lambda a: basal_state(model, settings, *a), (p[basal_param_index], basal_inputs)
+        return basal_states(
+            model, settings, p, basal_param_index, basal_inputs, basal_reference_index
         )
 
     out: dict = {"basal_groups": int(basal_param_index.shape[0])}

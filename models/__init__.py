@@ -31,6 +31,7 @@ from ._simulate import ConditionBatch as ConditionBatch
 from ._simulate import Simulation as Simulation
 from ._simulate import basal_state as basal_state
 from ._simulate import basal_state_jit as basal_state_jit
+from ._simulate import basal_states as basal_states
 from ._simulate import make_batch as make_batch
 from ._simulate import simulate as simulate
 from ._simulate import simulate_arrays as simulate_arrays

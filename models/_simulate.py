@@ -479,6 +479,31 @@ def _batched(fn, solver: SolverSettings):
     return lambda *xs: jax.lax.map(lambda a: fn(*a), xs)
 
 
+def basal_states(
+    model: ODEModel,
+    solver: SolverSettings,
+    params: jax.Array,
+    basal_param_index: jax.Array,
+    basal_inputs: jax.Array,
+    basal_reference_index: jax.Array,
+) -> tuple[jax.Array, jax.Array]:
+    """The basal state of every basal group of a batch (see :class:`ConditionBatch`) and
+    whether it was found: [n_basal, n_states], [n_basal]."""
+    # Basal states one group after another: few groups, and the fallback integration
+    # then runs only for the groups whose pseudo-transient continuation failed.
+    # A reference state (the growth reference) is one of the groups: no second steady
+    # state per group, no conditional whose branches a batch would both evaluate.
+    p_basal = params[basal_param_index]
+    y_basal, ok_basal = jax.lax.map(
+        lambda a: _steady_state(model, solver, *a), (p_basal, basal_inputs)
+    )
+    if model.reference_inputs is not None:
+        y_ref = y_basal[basal_reference_index]
+        y_basal = jax.vmap(model.anchor)(y_basal, y_ref, p_basal, basal_inputs)
+        ok_basal = ok_basal & ok_basal[basal_reference_index]
+    return y_basal, ok_basal
+
+
 _basal_state_jit = jax.jit(basal_state, static_argnums=(0, 1))
 
 
@@ -561,18 +586,9 @@ def _simulate_arrays(
         (observables [n_c, n_t, n_obs], states [n_c, n_t, n_states],
         success [n_c], num_steps [n_c]); failed conditions hold NaN.
     """
-    # Basal states one group after another: few groups, and the fallback integration
-    # then runs only for the groups whose pseudo-transient continuation failed.
-    # A reference state (the growth reference) is one of the groups: no second steady
-    # state per group, no conditional whose branches a batch would both evaluate.
-    p_basal = params[basal_param_index]
-    y_basal, ok_basal = jax.lax.map(
-        lambda a: _steady_state(model, solver, *a), (p_basal, basal_inputs)
+    y_basal, ok_basal = basal_states(
+        model, solver, params, basal_param_index, basal_inputs, basal_reference_index
     )
-    if model.reference_inputs is not None:
-        y_ref = y_basal[basal_reference_index]
-        y_basal = jax.vmap(model.anchor)(y_basal, y_ref, p_basal, basal_inputs)
-        ok_basal = ok_basal & ok_basal[basal_reference_index]
     p_c = params[param_index]
     y0 = jax.vmap(model.perturb)(y_basal[basal_index], p_c, inputs)
     n_c, n_t = inputs.shape[0], times.shape[0]
@@ -718,6 +734,7 @@ __all__ = [
     "Groups",
     "Simulation",
     "basal_state",
+    "basal_states",
     "basal_state_jit",
     "check_times",
     "make_batch",
