@@ -206,10 +206,14 @@ class PredictSection(Section):
     ``standard``: the circuit's panel (IFN and TKI responses with tocilizumab, siRNAs,
     Bliss excess, share of resistance removed) for ``cell_lines``; it needs a model with
     the circuit's inputs. ``custom``: any further interventions, for any model.
+    ``xenograft_days``: with ``standard``, days after the start of treatment at which
+    tumour volume relative to vehicle is predicted under each in-vivo regimen of the
+    evidence, at the regimen's posterior exposures ([] for none).
     """
 
     standard: bool = True
     custom: list[CustomPrediction] = Field(default_factory=list)
+    xenograft_days: list[PositiveFloat] = Field(default_factory=lambda: [3.0, 7.0, 14.0, 21.0])
 
     cell_lines: list[str] = Field(default_factory=lambda: ["786-O", "ACHN"])
     ifn_dose: PositiveFloat = 1000.0

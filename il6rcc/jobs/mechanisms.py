@@ -526,9 +526,12 @@ def write_markdown(
         ]
     out += [
         "",
-        "In-vivo predictions (xenograft tumour volume over 21 days) are not computed yet: "
-        "the in-vivo doses are unknown in every source and enter the fit as dose "
-        "nuisances, which the prediction panel does not yet draw.",
+        "In-vivo predictions (quantity 'xenograft tumour volume relative to vehicle', "
+        "time in hours after the start of treatment): each xenograft regimen of the "
+        "evidence, its drugs alone and together, every posterior draw at its own "
+        "exposure. No source reports an in-vivo exposure (only regimens such as "
+        "sorafenib 30 mg/kg/day), so the exposures are the fit's dose nuisances: their "
+        "posterior, not a number chosen here, stands in for each regimen.",
         "",
         "## The most informative next experiments",
         "",
@@ -562,9 +565,10 @@ def _prediction_table(predictions: pd.DataFrame) -> str:
     if sub.empty:
         sub = predictions[predictions["weighting"] == predictions["weighting"].iloc[0]]
     variants = list(dict.fromkeys(sub["variant"]))
-    keys = ["cell_line", "quantity", "intervention", "dose"]
+    keys = ["cell_line", "quantity", "intervention", "dose", "time_h"]
     sub = sub.assign(
-        dose=sub["dose"].astype(float).map(lambda d: "" if not np.isfinite(d) else f"{d:g}")
+        dose=sub["dose"].astype(float).map(lambda d: "" if not np.isfinite(d) else f"{d:g}"),
+        time_h=sub["time_h"].astype(float).map(lambda t: f"{t:g}"),
     )
     rows = []
     for key, g in sub.groupby(keys, sort=False):
@@ -653,9 +657,12 @@ def plot_predictions(predictions: pd.DataFrame, path: Path) -> None:
     variants = list(dict.fromkeys(sub["variant"]))
     fig, axes = plt.subplots(len(panels), 1, figsize=(9, 2.6 * len(panels)), squeeze=False)
     for ((line, quantity), g), ax in zip(panels, axes[:, 0], strict=True):
+        timed = g["time_h"].nunique() > 1  # e.g. the xenograft panel: one point per day
         labels = list(
             dict.fromkeys(
-                f"{r.intervention}" + (f" @ {r.dose:g}" if np.isfinite(float(r.dose)) else "")
+                f"{r.intervention}"
+                + (f" @ {r.dose:g}" if np.isfinite(float(r.dose)) else "")
+                + (f", day {r.time_h / 24:g}" if timed else "")
                 for r in g.itertuples()
             )
         )

@@ -16,9 +16,14 @@ apply exactly as in the fit):
   the inhibition of a counterfactual cell with SOCS3 transcription fully knocked down
   (SOCS3-dependent resistance; also reported for the IL-6 siRNA).
 
-Doses the papers do not report (IFN, tocilizumab) come from the config and are part
-of the output. Writes ``predictions.csv`` (posterior mean, SD, 5/50/95 % quantiles)
-and ``predictions.png``.
+* in vivo, tumour volume relative to vehicle at ``predict.xenograft_days`` under each
+  xenograft regimen of the evidence (its inputs alone and together), every draw at its
+  own posterior exposure: in-vivo doses are unknown in every source and enter the fit
+  as dose nuisances, so their posterior stands in for the regimen.
+
+In-vitro doses the papers do not report (IFN, tocilizumab) come from the config and
+are part of the output. Writes ``predictions.csv`` (posterior mean, SD, 5/50/95 % quantiles)
+and ``predictions.png`` (``predictions_xenograft.png`` for the in-vivo panel).
 
 A PEtab run has no intervention panel: its predictions are the posterior predictive of
 every measurement of the problem (the simulated observable under each draw).
@@ -35,6 +40,7 @@ import pandas as pd
 
 from .. import _io
 from ..configs import load_config
+from ..data import columns
 from ..errors import Il6rccError
 from ..inference import EvidenceProblem, Parameterisation
 from ..models import Condition, ODEModel, make_batch, simulate_arrays
@@ -177,27 +183,34 @@ def _quantities(v: dict, lines, p) -> list[dict]:
 STANDARD_INPUTS = ("ifn_alpha", "tocilizumab", "si_socs3", "si_il6")
 
 
-def simulate_draws(model, solver, per_row: dict, conds, times, condition_rows=None):
+def simulate_draws(
+    model, solver, per_row: dict, conds, times, condition_rows=None, doses_per_draw=None
+):
     """All observables of ``conds`` at ``times`` (sorted, distinct) for every draw of
     the parameter rows ``per_row`` (name -> [D, n_params]), draws mapped one after the
     other: observables [D, n_cond, n_times, n_obs] (NaN where a solve failed), success
-    flags [D, n_cond] and the times used."""
+    flags [D, n_cond] and the times used.
+
+    ``doses_per_draw``: optional ``{(condition index, input name): [D] doses}``, the
+    treatment doses that differ between draws (a nuisance dose's posterior draws); the
+    conditions' own doses elsewhere."""
     row_names = list(per_row)
     batch = make_batch(model, conds, row_names=row_names, condition_rows=condition_rows)
     params = np.stack([per_row[r] for r in row_names], axis=1)  # [D, n_rows, n_p]
+    inputs = np.repeat(np.asarray(batch.inputs, dtype=np.float64)[None], len(params), axis=0)
+    for (c, name), doses in (doses_per_draw or {}).items():
+        inputs[:, c, model.index("inputs", name)] = np.asarray(doses, dtype=np.float64)
     t = jnp.asarray(sorted(set(float(x) for x in times)))
+    rest = tuple(jnp.asarray(a) for a in batch.arrays[1:])
 
-    def one(r):
-        obs, _, ok, _ = simulate_arrays(
-            model,
-            solver,
-            r,
-            *(jnp.asarray(a) for a in batch.arrays),
-            t,
-        )
+    def one(args):
+        r, u = args
+        obs, _, ok, _ = simulate_arrays(model, solver, r, u, *rest, t)
         return obs, ok
 
-    obs, ok = jax.jit(lambda ps: jax.lax.map(one, ps))(jnp.asarray(params))
+    obs, ok = jax.jit(lambda ps, us: jax.lax.map(one, (ps, us)))(
+        jnp.asarray(params), jnp.asarray(inputs)
+    )
     obs, ok = np.asarray(obs), np.asarray(ok)
     return np.where(ok[:, :, None, None], obs, np.nan), ok, list(np.asarray(t))
 
@@ -255,6 +268,79 @@ def _custom(run: RunFolder, p, per_line: dict) -> tuple[list[dict], np.ndarray]:
     return out, ok
 
 
+XENOGRAFT = "xenograft"
+TUMOUR_VOLUME = "tumour_volume"
+XENOGRAFT_QUANTITY = "xenograft tumour volume relative to vehicle"
+
+
+def xenograft_regimens(nuisance_names) -> dict[str, dict[str, int]]:
+    """The evidence's in-vivo regimens: per study, the inputs it dosed in vivo at an
+    unknown exposure and the index of each one's nuisance dose (names
+    ``study.input.invivo``, see :func:`il6rcc.data.nuisance_name`)."""
+    out: dict[str, dict[str, int]] = {}
+    for i, name in enumerate(nuisance_names):
+        parts = str(name).split(".")
+        if len(parts) == 3 and parts[2] == columns.INVIVO:
+            out.setdefault(parts[0], {})[parts[1]] = i
+    return out
+
+
+def _xenograft_panel(run: RunFolder, p, per_line: dict, lines, doses: np.ndarray):
+    """Tumour volume under each in-vivo regimen of the evidence relative to vehicle,
+    at ``p.xenograft_days``, every draw at its own posterior exposure (the regimen's
+    dose nuisances: no in-vivo dose is reported as an exposure in any source). Each
+    regimen's inputs alone and together."""
+    model = run.model
+    regimens = xenograft_regimens(run.problem.arrays.nuisance_names)
+    conds, rows, per_draw, arms = [], [], {}, []
+    for line in lines:
+        vehicle = len(conds)
+        conds.append(Condition(f"{line}|vehicle", line, {XENOGRAFT: 1.0}))
+        for study, inputs in regimens.items():
+            names = sorted(inputs)
+            for combo in [[n] for n in names] + ([names] if len(names) > 1 else []):
+                i = len(conds)
+                label = f"{' + '.join(combo)} ({study} regimen)"
+                conds.append(
+                    Condition(
+                        f"{line}|{label}", line, {XENOGRAFT: 1.0, **dict.fromkeys(combo, 1.0)}
+                    )
+                )
+                per_draw.update({(i, n): doses[:, inputs[n]] for n in combo})
+                arms.append((line, label, i, vehicle))
+        rows += [line] * (len(conds) - len(rows))
+    hours = [24.0 * d for d in p.xenograft_days]
+    obs, ok, times = simulate_draws(
+        model, run.problem.solver, per_line, conds, hours, rows, doses_per_draw=per_draw
+    )
+    k = model.index("observables", TUMOUR_VOLUME)
+    out = []
+    for line, label, i, vehicle in arms:
+        for h in hours:
+            t = times.index(h)
+            out.append(
+                {
+                    "cell_line": line,
+                    "quantity": XENOGRAFT_QUANTITY,
+                    "intervention": label,
+                    "dose": np.nan,
+                    "values": obs[:, i, t, k] / obs[:, vehicle, t, k],
+                    "time_h": h,
+                }
+            )
+    return out, ok
+
+
+def _has_xenograft_panel(run: RunFolder, p) -> bool:
+    model = run.model
+    return bool(
+        p.xenograft_days
+        and XENOGRAFT in model.input_names
+        and TUMOUR_VOLUME in model.observable_names
+        and xenograft_regimens(run.problem.arrays.nuisance_names)
+    )
+
+
 def predict_table(run: RunFolder, p) -> tuple[pd.DataFrame, int, int]:
     """Predictions of the ``predict`` section ``p``: the table (posterior mean, SD,
     5/50/95 % quantiles per quantity), failed solves and total solves."""
@@ -283,6 +369,12 @@ def predict_table(run: RunFolder, p) -> tuple[pd.DataFrame, int, int]:
     if standard:
         parts.append(
             _standard_panel(run, p, per_line, [model.cell_line(c).name for c in p.cell_lines])
+        )
+    if p.standard and _has_xenograft_panel(run, p):
+        parts.append(
+            _xenograft_panel(
+                run, p, per_line, [model.cell_line(c).name for c in p.cell_lines], draws["dose"]
+            )
         )
     if p.custom:
         parts.append(_custom(run, p, per_line))
@@ -348,6 +440,9 @@ def run_predict(run_dir: Path, out: Path, config: Path | None = None, quiet: boo
     standard = table[table["quantity"] == "IFN growth inhibition"]
     if not standard.empty:
         figures.append(_plot(table, p, out / "predictions.png"))
+    xenograft = table[table["quantity"] == XENOGRAFT_QUANTITY]
+    if not xenograft.empty:
+        figures.append(_plot_xenograft(xenograft, out / "predictions_xenograft.png"))
     custom = table[table["intervention"].isin([c.label for c in p.custom])]
     if not custom.empty:
         figures.append(_plot_custom(custom, out / "predictions_custom.png"))
@@ -390,6 +485,30 @@ def _plot_measurements(table: pd.DataFrame, path: Path) -> Path:
     ax.set_xlabel("measured")
     ax.set_ylabel("posterior predictive (median, 90 %)")
     ax.legend(fontsize=6)
+    fig.tight_layout()
+    _io.save_figure(fig, path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _plot_xenograft(table: pd.DataFrame, path: Path) -> Path:
+    """Tumour volume relative to vehicle over days, one panel per cell line, one line
+    (posterior median, 90 % band) per regimen arm."""
+    plt = _pyplot()
+    lines = list(dict.fromkeys(table["cell_line"]))
+    fig, axes = plt.subplots(1, len(lines), figsize=(6.5 * len(lines), 4.2), squeeze=False)
+    for line, ax in zip(lines, axes[0], strict=True):
+        sub = table[table["cell_line"] == line]
+        for arm, g in sub.groupby("intervention", sort=False):
+            days = g["time_h"].to_numpy(float) / 24.0
+            ax.plot(days, g["q50"], marker="o", ms=3, label=str(arm))
+            ax.fill_between(days, g["q05"], g["q95"], alpha=0.12)
+        ax.axhline(1.0, color="k", lw=0.6)
+        ax.set_yscale("log")
+        ax.set_xlabel("days of treatment")
+        ax.set_ylabel("tumour volume relative to vehicle")
+        ax.set_title(f"{line} xenograft (posterior exposures)", fontsize=9)
+        ax.legend(fontsize=6)
     fig.tight_layout()
     _io.save_figure(fig, path, dpi=110)
     plt.close(fig)
