@@ -187,6 +187,8 @@ def simulate_draws(model, solver, per_row: dict, conds, times, condition_rows=No
     params = np.stack([per_row[r] for r in row_names], axis=1)  # [D, n_rows, n_p]
     t = jnp.asarray(sorted(set(float(x) for x in times)))
 
+    scheduled = batch.schedule is not None
+
     def one(r):
         obs, _, ok, _ = simulate_arrays(
             model,
@@ -194,6 +196,9 @@ def simulate_draws(model, solver, per_row: dict, conds, times, condition_rows=No
             r,
             *(jnp.asarray(a) for a in batch.arrays),
             t,
+            schedule=batch.schedule,
+            dose_values=jnp.asarray(batch.dose_values) if scheduled else None,
+            dose_times=jnp.asarray(batch.dose_times) if scheduled else None,
         )
         return obs, ok
 
@@ -228,10 +233,9 @@ def _custom(run: RunFolder, p, per_line: dict) -> tuple[list[dict], np.ndarray]:
     conds, rows = [], []
     for i, c in enumerate(p.custom):
         line = model.cell_line(c.cell_line).name
-        conds.append(Condition(f"custom{i}", line, dict(c.inputs)))
-        if c.control is not None:
-            conds.append(Condition(f"custom{i}-control", line, dict(c.control)))
-        rows += [line] * (1 + (c.control is not None))
+        pair = [x for x in c.to_conditions(f"custom{i}", line) if x is not None]
+        conds += pair
+        rows += [line] * len(pair)
     obs, ok, times = _simulate(run, per_line, conds, rows, [c.time for c in p.custom])
     ids = [c.id for c in conds]
     out = []
