@@ -25,6 +25,7 @@ from ._model import ObservableSpec as ObservableSpec
 from ._model import ODEModel as ODEModel
 from ._model import ParameterSpec as ParameterSpec
 from ._model import condition_inputs as condition_inputs
+from ._schedule_events import UNUSED_DOSE_TIME as UNUSED_DOSE_TIME
 from ._schedule_events import ScheduleEvents as ScheduleEvents
 from ._schedule_events import ScheduleLayout as ScheduleLayout
 from ._schedule_events import schedule_problems as schedule_problems

@@ -21,7 +21,7 @@ from ._events import EventSystem
 from ._model import Condition, ODEModel
 
 #: Dose time of an unused slot (hours): beyond any simulated horizon, so it never fires.
-UNUSED_TIME = 1e30
+UNUSED_DOSE_TIME = 1e30
 
 
 #: Operations of a slot, in the order they act at one instant (their priorities
@@ -231,7 +231,7 @@ def schedule_slots(
     keys = sorted(widths, key=lambda k: (OPS.index(k[2]), k[0], k[1]))
     slots = tuple(key for key in keys for _ in range(widths[key]))
     values = np.zeros((len(per_condition), len(slots)))
-    times = np.full((len(per_condition), len(slots)), UNUSED_TIME)
+    times = np.full((len(per_condition), len(slots)), UNUSED_DOSE_TIME)
     for row, (_, actions) in enumerate(per_condition):
         at = 0
         for key in keys:
@@ -246,7 +246,7 @@ def schedule_slots(
 
 __all__ = [
     "OPS",
-    "UNUSED_TIME",
+    "UNUSED_DOSE_TIME",
     "ScheduleEvents",
     "ScheduleLayout",
     "schedule_problems",
