@@ -180,8 +180,8 @@ STANDARD_INPUTS = ("ifn_alpha", "tocilizumab", "si_socs3", "si_il6")
 def simulate_draws(model, solver, per_row: dict, conds, times, condition_rows=None):
     """All observables of ``conds`` (with their dosing schedules) at ``times`` (sorted,
     distinct) for every draw of the parameter rows ``per_row`` (name -> [D, n_params]),
-    draws mapped one after the other: observables [D, n_cond, n_times, n_obs] (NaN where a solve failed), success
-    flags [D, n_cond] and the times used."""
+    draws mapped one after the other: observables [D, n_cond, n_times, n_obs] (NaN
+    where a solve failed), success flags [D, n_cond] and the times used."""
     row_names = list(per_row)
     batch = make_batch(model, conds, row_names=row_names, condition_rows=condition_rows)
     params = np.stack([per_row[r] for r in row_names], axis=1)  # [D, n_rows, n_p]
