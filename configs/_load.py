@@ -239,6 +239,7 @@ def check_references(loaded: LoadedConfig) -> None:
                     f"{src}: key simulate.experiments[{e.id}].perturbations.{name}: got "
                     f"{dose!r}; expected a dose >= 0"
                 )
+    problems += _schedule_problems(loaded, model)
     observables = set(model.observable_names)
     for c in cfg.predict.custom:
         key = f"predict.custom[{c.label!r}]"
@@ -281,6 +282,26 @@ def check_references(loaded: LoadedConfig) -> None:
                 )
     if problems:
         raise ConfigError("\n".join(problems))
+
+
+def _schedule_problems(loaded: LoadedConfig, model) -> list[str]:
+    """The model-dependent problems of every dosing schedule of the config (unknown
+    states or inputs, pre-treatment inputs, overlapping exposures, an input both
+    constant and scheduled): the simulator's own checks, at the schedule's key."""
+    from ..models import schedule_problems
+
+    cfg = loaded.config
+    src = str(loaded.path)
+    problems: list[str] = []
+    for e in cfg.simulate.experiments:
+        if e.schedule is not None:
+            where = f"{src}: key simulate.experiments[{e.id}].schedule"
+            problems += schedule_problems(model, e.to_condition(), where)
+    for c in cfg.predict.custom:
+        if c.schedule is not None:
+            where = f"{src}: key predict.custom[{c.label!r}].schedule"
+            problems += schedule_problems(model, c.to_conditions(c.label, c.cell_line)[0], where)
+    return problems
 
 
 def check_petab_config(loaded: LoadedConfig) -> None:

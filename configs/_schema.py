@@ -7,12 +7,13 @@ with the list of valid choices before any computation. Defaults live here, once.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..inference import Gates, LikelihoodSettings, MapSettings, NutsSettings, SviSettings
-from ..models import SolverSettings
+from ..models import Bolus, Condition, DosingSchedule, Exposure, SolverSettings
 from ..models.circuit import COMPONENTS, VARIANTS
 
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -78,12 +79,82 @@ class ModelSection(Section):
         return self
 
 
+def _default(dose: type, name: str):
+    """The default of a field of a dose value object (kept there, once)."""
+    return next(f.default for f in dataclasses.fields(dose) if f.name == name)
+
+
+class BolusSpec(Section):
+    """A :class:`~il6rcc.models.Bolus`: ``amount`` (the state's unit) added to
+    ``state`` at ``time`` hours after treatment starts, ``count`` times ``every``
+    hours. The value object checks the values (its message is the config's)."""
+
+    state: str
+    amount: float
+    time: float = _default(Bolus, "time")
+    every: float | None = _default(Bolus, "every")
+    count: int = _default(Bolus, "count")
+
+    @model_validator(mode="after")
+    def _valid(self):
+        self.to_dose()  # raises ModelSpecError, a ValueError: reported at this key
+        return self
+
+    def to_dose(self) -> Bolus:
+        return Bolus(**self.model_dump())
+
+
+class ExposureSpec(Section):
+    """An :class:`~il6rcc.models.Exposure`: ``input`` held at ``level`` (the input's
+    unit) from ``start`` (hours after treatment starts) until its wash-out
+    ``duration`` hours later (null: never washed out), ``count`` times ``every``
+    hours."""
+
+    input: str
+    level: float
+    start: float = _default(Exposure, "start")
+    duration: float | None = _default(Exposure, "duration")
+    every: float | None = _default(Exposure, "every")
+    count: int = _default(Exposure, "count")
+
+    @model_validator(mode="after")
+    def _valid(self):
+        self.to_dose()
+        return self
+
+    def to_dose(self) -> Exposure:
+        return Exposure(**self.model_dump())
+
+
+class ScheduleSpec(Section):
+    """A condition's :class:`~il6rcc.models.DosingSchedule`: its boluses, then its
+    exposures. Names (states, inputs) are checked against the model at load."""
+
+    boluses: list[BolusSpec] = Field(default_factory=list)
+    exposures: list[ExposureSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _not_empty(self):
+        if not self.boluses and not self.exposures:
+            raise ValueError("expected at least one entry under boluses or exposures")
+        return self
+
+    def to_schedule(self) -> DosingSchedule:
+        return DosingSchedule(tuple(d.to_dose() for d in [*self.boluses, *self.exposures]))
+
+
 class ExperimentSpec(Section):
-    """One simulated condition: a cell line and perturbations (input name -> dose)."""
+    """One simulated condition: a cell line, perturbations (input name -> dose, held
+    from treatment start to the end) and an optional dosing ``schedule``."""
 
     id: str
     cell_line: str
     perturbations: dict[str, float] = Field(default_factory=dict)
+    schedule: ScheduleSpec | None = None
+
+    def to_condition(self) -> Condition:
+        schedule = None if self.schedule is None else self.schedule.to_schedule()
+        return Condition(self.id, self.cell_line, dict(self.perturbations), schedule=schedule)
 
 
 class PanelSpec(Section):
@@ -189,8 +260,9 @@ class InferenceSection(Section):
 
 class CustomPrediction(Section):
     """One intervention to predict for any model: an observable at a time under
-    ``inputs`` (model input name -> dose in the input's unit), as a ratio to the same
-    observable under ``control`` when that is given (a fold change, like a data row)."""
+    ``inputs`` (model input name -> dose in the input's unit, held throughout) and an
+    optional dosing ``schedule``, as a ratio to the same observable under ``control``
+    (constant inputs, no schedule) when that is given (a fold change, like a data row)."""
 
     label: str
     cell_line: str
@@ -198,6 +270,17 @@ class CustomPrediction(Section):
     control: dict[str, NonNegativeFloat] | None = None
     observable: str
     time: PositiveFloat
+    schedule: ScheduleSpec | None = None
+
+    def to_conditions(self, cid: str, line: str) -> tuple[Condition, Condition | None]:
+        """The intervention (``inputs`` and ``schedule``) and its control (``control``
+        alone, without the schedule; None when there is none) as conditions of cell
+        line ``line``, with ids ``cid`` and ``cid-control``."""
+        schedule = None if self.schedule is None else self.schedule.to_schedule()
+        intervention = Condition(cid, line, dict(self.inputs), schedule=schedule)
+        if self.control is None:
+            return intervention, None
+        return intervention, Condition(f"{cid}-control", line, dict(self.control))
 
 
 class PredictSection(Section):
@@ -249,9 +332,11 @@ class RunConfig(Section):
 
 __all__ = [
     "EVIDENCE_ONLY",
+    "BolusSpec",
     "CustomPrediction",
     "DataSection",
     "ExperimentSpec",
+    "ExposureSpec",
     "InferenceSection",
     "ModelSection",
     "PanelSpec",
@@ -259,6 +344,7 @@ __all__ = [
     "PriorOverride",
     "PriorSection",
     "RunConfig",
+    "ScheduleSpec",
     "SimulateSection",
     "VariantComponents",
 ]

@@ -25,8 +25,10 @@ from ._model import ObservableSpec as ObservableSpec
 from ._model import ODEModel as ODEModel
 from ._model import ParameterSpec as ParameterSpec
 from ._model import condition_inputs as condition_inputs
+from ._schedule_events import UNUSED_DOSE_TIME as UNUSED_DOSE_TIME
 from ._schedule_events import ScheduleEvents as ScheduleEvents
 from ._schedule_events import ScheduleLayout as ScheduleLayout
+from ._schedule_events import schedule_problems as schedule_problems
 from ._simulate import ConditionBatch as ConditionBatch
 from ._simulate import Simulation as Simulation
 from ._simulate import basal_state as basal_state

@@ -21,7 +21,7 @@ from ._events import EventSystem
 from ._model import Condition, ODEModel
 
 #: Dose time of an unused slot (hours): beyond any simulated horizon, so it never fires.
-UNUSED_TIME = 1e30
+UNUSED_DOSE_TIME = 1e30
 
 
 #: Operations of a slot, in the order they act at one instant (their priorities
@@ -174,6 +174,39 @@ def _actions(model: ODEModel, schedule: DosingSchedule, where: str, problems: li
     return out
 
 
+def _condition_actions(model: ODEModel, cond: Condition, where: str, problems: list[str]):
+    """The actions of ``cond``'s schedule (see :func:`_actions`), its problems
+    appended to ``problems`` (None when the schedule is not a DosingSchedule)."""
+    if not isinstance(cond.schedule, DosingSchedule):
+        problems.append(
+            f"{where}: schedule must be a DosingSchedule, got {type(cond.schedule).__name__}"
+        )
+        return None
+    actions = _actions(model, cond.schedule, where, problems)
+    constant = {model.inputs[i].name for kind, i, _ in actions if kind == "input"} & set(
+        cond.perturbations
+    )
+    for name in sorted(constant):
+        problems.append(
+            f"{where}: input {name!r} is both a constant perturbation "
+            f"({cond.perturbations[name]!r}) and scheduled; expected one of the two"
+        )
+    return actions
+
+
+def schedule_problems(model: ODEModel, condition: Condition, where: str | None = None) -> list[str]:
+    """What is wrong with ``condition``'s schedule for ``model`` (unknown states or
+    inputs, pre-treatment inputs, overlapping exposures, an input both constant and
+    scheduled), one message per problem, each starting with ``where`` (default: the
+    condition's id); empty when it has no schedule or a valid one. The checks of
+    :func:`schedule_slots`, for callers that report with their own context (a
+    config file's key)."""
+    problems: list[str] = []
+    if condition.schedule is not None:
+        _condition_actions(model, condition, where or f"condition {condition.id!r}", problems)
+    return problems
+
+
 def schedule_slots(
     model: ODEModel, conditions: Sequence[Condition]
 ) -> tuple[ScheduleLayout, np.ndarray, np.ndarray] | None:
@@ -183,25 +216,10 @@ def schedule_slots(
     problems: list[str] = []
     per_condition: list[tuple[int, dict]] = []
     for c, cond in enumerate(conditions):
-        if cond.schedule is None:
-            continue
-        if not isinstance(cond.schedule, DosingSchedule):
-            problems.append(
-                f"condition {cond.id!r}: schedule must be a DosingSchedule, got "
-                f"{type(cond.schedule).__name__}"
-            )
-            continue
-        where = f"condition {cond.id!r}"
-        actions = _actions(model, cond.schedule, where, problems)
-        constant = {model.inputs[i].name for kind, i, _ in actions if kind == "input"} & set(
-            cond.perturbations
-        )
-        for name in sorted(constant):
-            problems.append(
-                f"{where}: input {name!r} is both a constant perturbation "
-                f"({cond.perturbations[name]!r}) and scheduled; expected one of the two"
-            )
-        per_condition.append((c, actions))
+        if cond.schedule is not None:
+            actions = _condition_actions(model, cond, f"condition {cond.id!r}", problems)
+            if actions is not None:
+                per_condition.append((c, actions))
     if problems:
         raise ModelSpecError("invalid dosing schedules:\n  " + "\n  ".join(problems))
     if not per_condition:
@@ -213,7 +231,7 @@ def schedule_slots(
     keys = sorted(widths, key=lambda k: (OPS.index(k[2]), k[0], k[1]))
     slots = tuple(key for key in keys for _ in range(widths[key]))
     values = np.zeros((len(per_condition), len(slots)))
-    times = np.full((len(per_condition), len(slots)), UNUSED_TIME)
+    times = np.full((len(per_condition), len(slots)), UNUSED_DOSE_TIME)
     for row, (_, actions) in enumerate(per_condition):
         at = 0
         for key in keys:
@@ -226,4 +244,11 @@ def schedule_slots(
     return layout, values, times
 
 
-__all__ = ["OPS", "UNUSED_TIME", "ScheduleEvents", "ScheduleLayout", "schedule_slots"]
+__all__ = [
+    "OPS",
+    "UNUSED_DOSE_TIME",
+    "ScheduleEvents",
+    "ScheduleLayout",
+    "schedule_problems",
+    "schedule_slots",
+]

@@ -28,6 +28,16 @@ evaluated from text). The layout:
 * Observables ``obs_<name>`` (suffixed by transformation and noise distribution when
   one observable is measured with several), with an optional scale factor
   ``observableParameter1_<id>`` and the noise ``noiseParameter1_<id>``.
+* Dosing schedules (:class:`~il6rcc.models.DosingSchedule` of a condition): the
+  batch's dose *slots* (:func:`il6rcc.models.make_batch`) become SBML events
+  ``schedule_<k>``, triggered at ``time >= schedule_<k>_time``: a bolus adds
+  ``schedule_<k>_value`` to its species, an exposure sets ``input_<u>`` (then not
+  constant) to it, a wash-out sets ``input_<u>`` to 0. Priorities order the events of
+  one instant as il6rcc does (wash-outs, boluses, exposures), the trigger is false
+  before the start (a dose at time 0 acts at the start) and values are taken at
+  execution. The slot times and values are condition-table columns; a slot a
+  condition does not use (and every pre-equilibration) gets time
+  ``UNUSED_DOSE_TIME`` (1e30 h), so it never fires.
 """
 
 from __future__ import annotations
@@ -48,7 +58,14 @@ from petab.v1 import C
 from petab.v1.math import petab_math_str
 
 from ..errors import PetabError
-from ..models import Condition, ODEModel, condition_inputs
+from ..models import (
+    UNUSED_DOSE_TIME,
+    Condition,
+    ODEModel,
+    ScheduleEvents,
+    condition_inputs,
+    make_batch,
+)
 from ._lint import DISTRIBUTIONS, TRANSFORMATIONS
 
 COMPARTMENT = "cell"
@@ -270,8 +287,56 @@ def _numeric_initial_state(model: ODEModel) -> np.ndarray:
     return np.asarray(model.initial_guess(params, inputs), dtype=np.float64)
 
 
-def build_sbml(model: ODEModel) -> str:
-    """SBML Level 3 Version 1 text of ``model`` (see the module docstring)."""
+#: SBML priority of each slot operation (higher acts first at one instant).
+_PRIORITY = {"off": 3, "add": 2, "on": 1}
+
+
+def schedule_ids(k: int) -> tuple[str, str]:
+    """The ids of dose slot ``k``'s time and value parameters."""
+    return f"schedule_{k}_time", f"schedule_{k}_value"
+
+
+def _add_schedule_events(m, model: ODEModel, events: ScheduleEvents) -> None:
+    """One SBML event per dose slot (see the module docstring)."""
+    for k, (kind, i, op) in enumerate(events.slots):
+        time_id, value_id = schedule_ids(k)
+        for pid, value in ((time_id, UNUSED_DOSE_TIME), (value_id, 0.0)):
+            if op == "off" and pid == value_id:
+                continue
+            p = m.createParameter()
+            p.setId(pid)
+            p.setValue(value)
+            p.setConstant(True)
+        target = model.states[i] if kind == "state" else INPUT_PREFIX + model.inputs[i].name
+        what = {"add": "bolus into", "on": "exposure to", "off": "wash-out of"}[op]
+        event = m.createEvent()
+        event.setId(f"schedule_{k}")
+        event.setName(f"{what} {target}")
+        event.setUseValuesFromTriggerTime(False)
+        trigger = event.createTrigger()
+        trigger.setInitialValue(False)
+        trigger.setPersistent(True)
+        trigger.setMath(
+            _ast(
+                libsbml.AST_RELATIONAL_GEQ,
+                _ast(libsbml.AST_NAME_TIME, name="time"),
+                _ast(libsbml.AST_NAME, name=time_id),
+            )
+        )
+        event.createPriority().setMath(_number(_PRIORITY[op]))
+        assignment = event.createEventAssignment()
+        assignment.setVariable(target)
+        value = _ast(libsbml.AST_NAME, name=value_id)
+        if op == "add":
+            value = _ast(libsbml.AST_PLUS, _ast(libsbml.AST_NAME, name=target), value)
+        elif op == "off":
+            value = _number(0.0)
+        assignment.setMath(value)
+
+
+def build_sbml(model: ODEModel, schedule: ScheduleEvents | None = None) -> str:
+    """SBML Level 3 Version 1 text of ``model`` (see the module docstring), with the
+    dose slots of ``schedule`` as events."""
     rates, _ = model_expressions(model)
     ref_rates, anchored = reference_expressions(model)
     if anchored:
@@ -312,17 +377,22 @@ def build_sbml(model: ODEModel) -> str:
         p.setValue(float(value))
         p.setConstant(True)
         p.setName(spec.description[:200])
-    for u in model.inputs:
+    scheduled = (
+        set() if schedule is None else {i for kind, i, _ in schedule.slots if kind == "input"}
+    )
+    for j, u in enumerate(model.inputs):
         p = m.createParameter()
         p.setId(INPUT_PREFIX + u.name)
         p.setValue(0.0)
-        p.setConstant(True)
+        p.setConstant(j not in scheduled)
         p.setName(f"{u.description} [{u.unit}]"[:200])
     for sid, expression in [*rates.items(), *ref_rates.items()]:
         rule = m.createRateRule()
         rule.setVariable(sid)
         if rule.setMath(sympy_to_ast(expression)) != libsbml.LIBSBML_OPERATION_SUCCESS:
             raise PetabError(f"could not set the rate rule of {sid!r}")
+    if schedule is not None:
+        _add_schedule_events(m, model, schedule)
     text = libsbml.writeSBMLToString(document)
     return text
 
@@ -434,6 +504,8 @@ def export_problem(  # noqa: C901 - assembles five tables
     _, obs_exprs = model_expressions(model)
     specs = {p.name: p for p in model.parameters}
     inputs = condition_inputs(model, conditions)  # [n_conditions, n_inputs], phase = 1
+    batch = make_batch(model, conditions)  # checks the dosing schedules, lays out slots
+    slot_columns = _schedule_columns(batch)
     pretreat = model.pretreatment_mask()
     lines = [model.cell_line(c.cell_line) for c in conditions]
     scaled = sorted({p for line in lines for p, f in line.factors.items() if f != 1.0})
@@ -453,6 +525,7 @@ def export_problem(  # noqa: C901 - assembles five tables
             row = {C.CONDITION_ID: pre_ids[key], C.CONDITION_NAME: f"basal {line.name}"}
             row.update({INPUT_PREFIX + u.name: basal[i] for i, u in enumerate(model.inputs)})
             row.update(line_values)
+            row.update(slot_columns[-1])
             rows.append(row)
         sim_id = petab_id(cond.id)
         if sim_id in sim_ids.values():
@@ -461,6 +534,7 @@ def export_problem(  # noqa: C901 - assembles five tables
         row = {C.CONDITION_ID: sim_id, C.CONDITION_NAME: f"{cond.id} ({line.name})"}
         row.update({INPUT_PREFIX + u.name: inputs[c, i] for i, u in enumerate(model.inputs)})
         row.update(line_values)
+        row.update(slot_columns[c])
         params = np.asarray(model.default_params(line.name))
         for state, value in model.treatment_state(params, inputs[c]).items():
             value = float(value)
@@ -559,7 +633,8 @@ def export_problem(  # noqa: C901 - assembles five tables
         "observables": f"observables_{name}.tsv",
         "parameters": f"parameters_{name}.tsv",
     }
-    (out_dir / files["sbml"]).write_text(build_sbml(model), encoding="utf-8")
+    events = None if batch.schedule is None else batch.schedule.events
+    (out_dir / files["sbml"]).write_text(build_sbml(model, events), encoding="utf-8")
     petab.write_condition_df(condition_df, out_dir / files["conditions"])
     petab.write_measurement_df(measurement_df, out_dir / files["measurements"])
     petab.write_observable_df(observable_df, out_dir / files["observables"])
@@ -577,6 +652,29 @@ def export_problem(  # noqa: C901 - assembles five tables
     return yaml_path
 
 
+def _schedule_columns(batch) -> list[dict[str, float]]:
+    """Condition-table entries of the dose slots: one dict per condition of the batch,
+    then one for a condition without doses (pre-equilibrations); empty dicts when no
+    condition has a schedule."""
+    if batch.schedule is None:
+        return [{} for _ in range(batch.n_conditions + 1)]
+    slots = batch.schedule.events.slots
+    unused = {}
+    for k, (_, _, op) in enumerate(slots):
+        time_id, value_id = schedule_ids(k)
+        unused[time_id] = UNUSED_DOSE_TIME
+        if op != "off":
+            unused[value_id] = 0.0
+    out = [dict(unused) for _ in range(batch.n_conditions + 1)]
+    for row, c in enumerate(batch.schedule.conditions):
+        for k, (_, _, op) in enumerate(slots):
+            time_id, value_id = schedule_ids(k)
+            out[c][time_id] = float(batch.dose_times[row, k])
+            if op != "off":
+                out[c][value_id] = float(batch.dose_values[row, k])
+    return out
+
+
 def _override(value) -> str | float:
     return value if isinstance(value, str) else float(value)
 
@@ -587,5 +685,6 @@ __all__ = [
     "export_problem",
     "model_expressions",
     "petab_id",
+    "schedule_ids",
     "sympy_to_ast",
 ]

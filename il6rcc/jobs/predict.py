@@ -186,10 +186,10 @@ STANDARD_INPUTS = ("ifn_alpha", "tocilizumab", "si_socs3", "si_il6")
 def simulate_draws(
     model, solver, per_row: dict, conds, times, condition_rows=None, doses_per_draw=None
 ):
-    """All observables of ``conds`` at ``times`` (sorted, distinct) for every draw of
-    the parameter rows ``per_row`` (name -> [D, n_params]), draws mapped one after the
-    other: observables [D, n_cond, n_times, n_obs] (NaN where a solve failed), success
-    flags [D, n_cond] and the times used.
+    """All observables of ``conds`` (with their dosing schedules) at ``times`` (sorted,
+    distinct) for every draw of the parameter rows ``per_row`` (name -> [D, n_params]),
+    draws mapped one after the other: observables [D, n_cond, n_times, n_obs] (NaN
+    where a solve failed), success flags [D, n_cond] and the times used.
 
     ``doses_per_draw``: optional ``{(condition index, input name): [D] doses}``, the
     treatment doses that differ between draws (a nuisance dose's posterior draws); the
@@ -203,9 +203,16 @@ def simulate_draws(
     t = jnp.asarray(sorted(set(float(x) for x in times)))
     rest = tuple(jnp.asarray(a) for a in batch.arrays[1:])
 
+    scheduled = batch.schedule is not None
+    schedule_args = {
+        "schedule": batch.schedule,
+        "dose_values": jnp.asarray(batch.dose_values) if scheduled else None,
+        "dose_times": jnp.asarray(batch.dose_times) if scheduled else None,
+    }
+
     def one(args):
         r, u = args
-        obs, _, ok, _ = simulate_arrays(model, solver, r, u, *rest, t)
+        obs, _, ok, _ = simulate_arrays(model, solver, r, u, *rest, t, **schedule_args)
         return obs, ok
 
     obs, ok = jax.jit(lambda ps, us: jax.lax.map(one, (ps, us)))(
@@ -241,10 +248,9 @@ def _custom(run: RunFolder, p, per_line: dict) -> tuple[list[dict], np.ndarray]:
     conds, rows = [], []
     for i, c in enumerate(p.custom):
         line = model.cell_line(c.cell_line).name
-        conds.append(Condition(f"custom{i}", line, dict(c.inputs)))
-        if c.control is not None:
-            conds.append(Condition(f"custom{i}-control", line, dict(c.control)))
-        rows += [line] * (1 + (c.control is not None))
+        pair = [x for x in c.to_conditions(f"custom{i}", line) if x is not None]
+        conds += pair
+        rows += [line] * len(pair)
     obs, ok, times = _simulate(run, per_line, conds, rows, [c.time for c in p.custom])
     ids = [c.id for c in conds]
     out = []

@@ -15,7 +15,7 @@ import numpy as np
 from .. import _io
 from ..configs import load_config, model_from_config, shipped_config, solver_from_config
 from ..errors import ConfigError
-from ..models import Condition, make_batch, simulate
+from ..models import make_batch, simulate
 
 
 def plot_panels(sim, panels, path: Path) -> Path:
@@ -57,9 +57,7 @@ def run_simulate(config: str | Path | None, out: Path) -> Path:
     if not cfg.simulate.experiments:
         raise ConfigError(f"{loaded.path}: key simulate.experiments: no experiments to simulate")
     model = model_from_config(loaded)
-    batch = make_batch(
-        model, [Condition(e.id, e.cell_line, e.perturbations) for e in cfg.simulate.experiments]
-    )
+    batch = make_batch(model, [e.to_condition() for e in cfg.simulate.experiments])
     start = time.perf_counter()
     sim = simulate(model, None, batch, np.asarray(cfg.simulate.times), solver_from_config(loaded))
     seconds = time.perf_counter() - start
