@@ -6,8 +6,10 @@ in one process:
 
 * il6rcc: ``il6rcc.petab_io.make_llh`` at the nominal parameters with the solver
   settings given (default: the PEtab default, and the BDF solver), the llh and its
-  gradient (``jax.grad``, reverse mode through diffrax's checkpointed adjoint) w.r.t.
-  the estimated parameters on their PEtab scales. Compile time (tracing + XLA) is
+  gradient (``jax.grad``; by forward sensitivities or reverse mode through diffrax's
+  checkpointed adjoint, as the setting's ``adjoint`` chooses, see
+  ``il6rcc.petab_io.gradient_solver``) w.r.t. the estimated parameters on their PEtab
+  scales. Compile time (tracing + XLA) is
   taken apart, cold (empty persistent cache) and warm (in-memory caches cleared, the
   persistent cache kept: what a second run of a job pays).
 * AMICI: its PEtab import (compile time recorded when the model is built; built
@@ -63,7 +65,17 @@ from il6rcc.petab_io import (  # noqa: E402
 PROBLEMS = ("Boehm_JProteomeRes2014", "Raia_CancerResearch2011", "Bachmann_MSB2011")
 LLH_RTOL = 1e-3
 #: il6rcc settings measured by default: label -> changes to the PEtab default solver.
-SETTINGS = {"bdf": {"solver": "bdf"}, "kvaerno5": {}}
+#: The PEtab default's gradients are ``adjoint="auto"``: forward sensitivities for
+#: problems with few estimated parameters, reverse mode otherwise; the ``-reverse`` and
+#: ``-forward`` settings force one, to measure where the crossover lies.
+SETTINGS = {
+    "bdf": {"solver": "bdf"},
+    "kvaerno5": {},
+    "bdf-reverse": {"solver": "bdf", "adjoint": "recursive_checkpoint"},
+    "kvaerno5-reverse": {"adjoint": "recursive_checkpoint"},
+    "kvaerno5-forward": {"adjoint": "forward"},
+}
+DEFAULT_SETTINGS = ("bdf", "kvaerno5")
 BUILD_DIR = Path(__file__).resolve().parent / "_build"
 
 
@@ -426,7 +438,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=5, help="timed rounds")
     ap.add_argument("--problems", nargs="+", default=list(PROBLEMS), choices=BENCHMARK_PROBLEMS)
     ap.add_argument(
-        "--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS),
+        "--settings", nargs="+", default=list(DEFAULT_SETTINGS), choices=list(SETTINGS),
         help="il6rcc solver settings to measure (the first is the one in the summary)",
     )  # fmt: skip
     ap.add_argument("--no-amici", action="store_true")

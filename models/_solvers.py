@@ -52,6 +52,9 @@ ADJOINTS: dict[str, type[diffrax.AbstractAdjoint]] = {
     "backsolve": diffrax.BacksolveAdjoint,
 }
 
+#: The adjoint name that leaves the choice to the caller (see ``SolverSettings.adjoint``).
+AUTO = "auto"
+
 Batching = Literal["vmap", "map"]
 
 
@@ -64,7 +67,10 @@ class SolverSettings:
         solver: name in :data:`SOLVERS`.
         rtol, atol: tolerances of the PID step-size controller.
         max_steps: step budget per solve; a solve that needs more is flagged as failed.
-        adjoint: name in :data:`ADJOINTS` (how gradients flow through the solve).
+        adjoint: name in :data:`ADJOINTS` (how gradients flow through the solve), or
+            ``auto``: the caller chooses (the PEtab path: forward sensitivities for
+            problems with few estimated parameters, see
+            :func:`il6rcc.petab_io.gradient_solver`; elsewhere ``recursive_checkpoint``).
         root_finder: name in :data:`ROOT_FINDERS`, for implicit solvers.
         batching: ``vmap`` solves all conditions in lock-step (one vectorised loop);
             ``map`` solves them one after another (each takes only its own steps).
@@ -103,8 +109,10 @@ class SolverSettings:
         problems = []
         if self.solver not in SOLVERS:
             problems.append(f"solver {self.solver!r} is unknown; valid: {choices(SOLVERS)}")
-        if self.adjoint not in ADJOINTS:
-            problems.append(f"adjoint {self.adjoint!r} is unknown; valid: {choices(ADJOINTS)}")
+        if self.adjoint not in ADJOINTS and self.adjoint != AUTO:
+            problems.append(
+                f"adjoint {self.adjoint!r} is unknown; valid: {choices([*ADJOINTS, AUTO])}"
+            )
         if self.root_finder not in ROOT_FINDERS:
             problems.append(
                 f"root_finder {self.root_finder!r} is unknown; valid: {choices(ROOT_FINDERS)}"
@@ -142,7 +150,7 @@ class SolverSettings:
         return cls(root_finder=root)
 
     def make_adjoint(self) -> diffrax.AbstractAdjoint:
-        return ADJOINTS[self.adjoint]()
+        return ADJOINTS["recursive_checkpoint" if self.adjoint == AUTO else self.adjoint]()
 
     def make_controller(self) -> diffrax.PIDController:
         return diffrax.PIDController(rtol=self.rtol, atol=self.atol)

@@ -31,6 +31,8 @@ from ._fit import laplace_approximation as laplace_approximation
 from ._fit import negative_log_posterior as negative_log_posterior
 from ._fit import propagate as propagate
 from ._likelihood import DEFAULT_SOLVER as DEFAULT_SOLVER
+from ._likelihood import FORWARD_MAX_PARAMETERS as FORWARD_MAX_PARAMETERS
+from ._likelihood import gradient_solver as gradient_solver
 from ._likelihood import log_likelihood as log_likelihood
 from ._likelihood import make_llh as make_llh
 from ._likelihood import make_log_prior as make_log_prior

@@ -62,6 +62,8 @@ from ..runtime import require_x64
 from ._likelihood import (
     DEFAULT_SOLVER,
     _evaluate,
+    evaluate_for_gradients,
+    gradient_solver,
     make_llh,
     make_log_prior,
     measurement_log_likelihoods,
@@ -684,9 +686,14 @@ class PetabPosterior(Posterior):
     def initial_point(self) -> np.ndarray:
         return np.zeros(len(self.problem.parameters.estimated_ids))
 
+    @cached_property
+    def _solver(self) -> SolverSettings:
+        """The solver with ``adjoint="auto"`` resolved for this problem."""
+        return gradient_solver(self.problem, self.solver)
+
     def _evaluate(self, z):
         theta = self.theta(z)
-        simulated, sigma, ok, _ = _evaluate(self.problem, self.solver, theta)
+        simulated, sigma, ok, _ = evaluate_for_gradients(self.problem, self._solver, theta)
         ll = measurement_log_likelihoods(
             self.problem, jnp.where(ok, simulated, 1.0), jnp.where(ok, sigma, 1.0)
         )
@@ -711,7 +718,7 @@ class PetabPosterior(Posterior):
     def simulated_observables(self, theta):
         """[n_measurements] simulated observable of every measurement at ``theta``
         (PEtab scales); NaN where the simulation failed."""
-        simulated, _, ok, _ = _evaluate(self.problem, self.solver, theta)
+        simulated, _, ok, _ = _evaluate(self.problem, self._solver, theta)
         return jnp.where(ok, simulated, jnp.nan)
 
     def record(self, x, data) -> dict:

@@ -14,6 +14,7 @@ makes ``p`` a density of the untransformed measurement.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from functools import partial
@@ -39,6 +40,7 @@ from ._simulate import describe_failures, simulate_states
 #: nonlinear tolerance and norm): with the max norm at 1e-2 x 1e-8, rounding on
 #: Laske_PLOSComputBiol2019 (stoichiometries up to 2932) kept it from converging, the
 #: solve rejected most steps and failed (see :class:`il6rcc.models.SolverSettings`).
+#: Gradients: ``adjoint="auto"`` (see :func:`gradient_solver`).
 DEFAULT_SOLVER = SolverSettings(
     rtol=1e-8,
     atol=1e-8,
@@ -46,7 +48,27 @@ DEFAULT_SOLVER = SolverSettings(
     batching="map",
     root_tol_factor=0.1,
     root_norm="rms",
+    adjoint="auto",
 )
+
+#: With ``adjoint="auto"``, problems with at most this many estimated parameters get
+#: their gradients by forward sensitivities (one tangent per parameter carried along
+#: the solve, as CVODES's forward sensitivity analysis), larger ones by reverse mode
+#: through diffrax's checkpointed adjoint. Measured interleaved (benchmarks/RESULTS.md,
+#: "Forward sensitivities"): on Boehm_JProteomeRes2014 (9 parameters) forward 29.5 ms
+#: against reverse 62.7 ms.
+FORWARD_MAX_PARAMETERS = 20
+
+
+def gradient_solver(problem: PetabProblem, solver: SolverSettings) -> SolverSettings:
+    """``solver`` with ``adjoint="auto"`` resolved for ``problem``: ``forward`` when it
+    estimates at most :data:`FORWARD_MAX_PARAMETERS` parameters, else
+    ``recursive_checkpoint``; any other setting unchanged."""
+    if solver.adjoint != "auto":
+        return solver
+    n = len(problem.parameters.estimated_ids)
+    choice = "forward" if n <= FORWARD_MAX_PARAMETERS else "recursive_checkpoint"
+    return dataclasses.replace(solver, adjoint=choice)
 
 
 def observables_and_sigmas(problem: PetabProblem, parameter_values, pool, states, params):
@@ -140,9 +162,53 @@ def _evaluate(
     problem: PetabProblem, solver: SolverSettings, theta, max_event_segments: int | None = None
 ):
     """Simulated observables, noise parameters [n_meas], per-measurement success and
-    per-simulation step counts."""
+    per-simulation step counts (differentiable in either mode with ``solver``'s adjoint;
+    see :func:`evaluate_for_gradients` for reverse-mode users of forward sensitivities)."""
     simulated, sigma, traj = simulate_measurements(problem, solver, theta, max_event_segments)
     return simulated, sigma, traj.ok[problem.measurement_simulation_index], traj.num_steps
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0, 1, 3))
+def _forward_sensitivities(problem, solver, theta, max_event_segments):
+    return _evaluate(problem, solver, theta, max_event_segments)
+
+
+def _forward_sensitivities_fwd(problem, solver, theta, max_event_segments):
+    def outputs(th):
+        out = _evaluate(problem, solver, th, max_event_segments)
+        return out[:2], out
+
+    # one primal solve with n_estimated tangents carried along it
+    jacobians, out = jax.jacfwd(outputs, has_aux=True)(theta)
+    return out, jacobians
+
+
+def _forward_sensitivities_bwd(problem, solver, max_event_segments, jacobians, cotangents):
+    d_simulated, d_sigma = jacobians  # [n_meas, n_estimated] each
+    c_simulated, c_sigma = cotangents[:2]  # success flags and step counts carry none
+    return (c_simulated @ d_simulated + c_sigma @ d_sigma,)
+
+
+_forward_sensitivities.defvjp(_forward_sensitivities_fwd, _forward_sensitivities_bwd)
+
+
+def evaluate_for_gradients(
+    problem: PetabProblem, solver: SolverSettings, theta, max_event_segments: int | None = None
+):
+    """:func:`_evaluate` for callers that differentiate in reverse mode (``jax.grad``,
+    NUTS, BFGS). With ``solver.adjoint == "forward"`` the gradient comes from forward
+    sensitivities (``jax.jacfwd`` inside a custom VJP), which is faster than reverse
+    mode for problems with few parameters; then the result must not be differentiated
+    in forward mode again (use :func:`_evaluate` for that). ``solver`` must be resolved
+    (:func:`gradient_solver`)."""
+    if solver.adjoint == "forward":
+        simulated, sigma, ok, steps = _forward_sensitivities(
+            problem, solver, theta, max_event_segments
+        )
+        # the flags and counts carry no derivative; without this, a vmapped gradient
+        # would ask for the (undefined) derivative of ``jnp.all(ok)``
+        return simulated, sigma, jax.lax.stop_gradient(ok), jax.lax.stop_gradient(steps)
+    return _evaluate(problem, solver, theta, max_event_segments)
 
 
 def make_llh(
@@ -160,11 +226,11 @@ def make_llh(
         parameter table (``table.nominal_theta`` gives the nominal point).
     """
     require_x64()
-    solver = solver or DEFAULT_SOLVER
+    solver = gradient_solver(problem, solver or DEFAULT_SOLVER)
 
     @jax.jit
     def llh(theta):
-        simulated, sigma, ok, _ = _evaluate(problem, solver, theta, max_event_segments)
+        simulated, sigma, ok, _ = evaluate_for_gradients(problem, solver, theta, max_event_segments)
         safe_sim = jnp.where(ok, simulated, 1.0)
         safe_sigma = jnp.where(ok, sigma, 1.0)
         total = jnp.sum(measurement_log_likelihoods(problem, safe_sim, safe_sigma))
@@ -305,6 +371,9 @@ def make_log_prior(problem: PetabProblem) -> Callable[[jax.Array], jax.Array]:
 
 __all__ = [
     "DEFAULT_SOLVER",
+    "FORWARD_MAX_PARAMETERS",
+    "evaluate_for_gradients",
+    "gradient_solver",
     "log_likelihood",
     "make_llh",
     "make_log_prior",

@@ -138,7 +138,7 @@ def build_posterior(loaded: LoadedConfig) -> tuple[Posterior, dict]:
     if cfg.model.petab is None:
         problem, info = evidence_problem(loaded)  # an EvidenceProblem
         return EvidencePosterior(problem), info
-    from ..petab_io import DEFAULT_SOLVER, PetabPosterior, load_problem
+    from ..petab_io import DEFAULT_SOLVER, PetabPosterior, gradient_solver, load_problem
 
     problem_yaml = loaded.resolve(cfg.model.petab)
     petab_problem = load_problem(problem_yaml)
@@ -146,7 +146,7 @@ def build_posterior(loaded: LoadedConfig) -> tuple[Posterior, dict]:
     posterior = PetabPosterior(petab_problem, solver)
     info = {
         "kind": "petab",
-        "solver": dataclasses.asdict(solver),
+        "solver": dataclasses.asdict(gradient_solver(petab_problem, solver)),  # as used
         "problem_yaml": str(problem_yaml),
         "data_files": file_hashes(petab_files(problem_yaml)),
         "prior_tables": {},
