@@ -27,7 +27,13 @@ il6rcc over the peer's **best** call for that quantity (the fastest of the bare 
 ``simulate_petab`` calls; for the gradient also of forward and adjoint). Both must give
 the published llh (rtol 1e-3); gradients are compared too.
 
-Run: ``python benchmarks/bench_petab.py`` (``make bench`` runs everything).
+Run: ``python benchmarks/bench_petab.py`` (``make bench`` runs everything). The large
+Chen_MSB2009 (500 states) is measured apart, into ``results/petab_chen.*``:
+``OPENBLAS_NUM_THREADS=1 python benchmarks/bench_petab.py --problems Chen_MSB2009
+--settings bdf --repeats 2 --no-warmup --no-il6rcc-gradient --amici-gradients
+bare-adjoint --name petab_chen`` (one il6rcc llh takes minutes, its reverse-mode
+gradient did not finish in 20; see RESULTS.md). Models evaluated by a tape also get
+their solver kernels timed and their Jacobian's sparsity reported (:func:`kernel_costs`).
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -43,6 +51,13 @@ from pathlib import Path
 
 import _common as C
 
+#: Run as a script: an empty persistent compilation cache of this run's own, for cold
+#: compile times. It is named before ``runtime.setup()``: JAX keeps the folder it had
+#: at its first compilation, so switching folders later in ``main()`` left the user's
+#: cache in use (and "cold" compile times were warm ones when it held the programs).
+OWN_CACHE = tempfile.mkdtemp(prefix="il6rcc_bench_cache_") if __name__ == "__main__" else None
+if OWN_CACHE is not None:
+    os.environ["IL6RCC_JAX_CACHE"] = OWN_CACHE
 C.setup()  # float64 and EQX_ON_ERROR=nan before JAX/equinox are imported
 
 import jax  # noqa: E402
@@ -89,7 +104,10 @@ def compile_timed(fn, *args) -> tuple[object, dict]:
     return compiled, {"trace_s": t1 - t0, "xla_s": t2 - t1, "total_s": t2 - t0}
 
 
-def prepare_il6rcc(name: str, label: str, changes: dict) -> dict:
+def prepare_il6rcc(name: str, label: str, changes: dict, gradient: bool = True) -> dict:
+    """Compile (cold and warm) and evaluate il6rcc's llh, and its gradient unless
+    ``gradient`` is false (for models whose reverse-mode gradient takes too long to
+    time); returns the results and the calls to time."""
     solver = dataclasses.replace(DEFAULT_SOLVER, **changes)
     t0 = time.perf_counter()
     problem = load_problem(problem_path(name))
@@ -101,30 +119,35 @@ def prepare_il6rcc(name: str, label: str, changes: dict) -> dict:
 
     llh, grad, theta, table = build()
     llh_c, llh_compile = compile_timed(llh, theta)
-    grad_c, grad_compile = compile_timed(grad, theta)
+    compile_cold = {"llh": llh_compile}
+    if gradient:
+        grad_c, compile_cold["grad"] = compile_timed(grad, theta)
     # A second run of a job: nothing in memory, compiled programs in the persistent
     # cache (tracing is paid again).
     jax.clear_caches()
     llh2, grad2, _, _ = build()
-    _, llh_warm = compile_timed(llh2, theta)
-    _, grad_warm = compile_timed(grad2, theta)
+    compile_warm = {"llh": compile_timed(llh2, theta)[1]}
+    if gradient:
+        compile_warm["grad"] = compile_timed(grad2, theta)[1]
     from il6rcc.petab_io._likelihood import _evaluate
 
     steps = int(np.sum(np.asarray(_evaluate(problem, solver, theta)[3])))
-    return {
+    out = {
         "label": label,
         "solver": dataclasses.asdict(solver),
         "load_s": load_s,
-        "compile": {"llh": llh_compile, "grad": grad_compile},
-        "compile_warm": {"llh": llh_warm, "grad": grad_warm},
+        "compile": compile_cold,
+        "compile_warm": compile_warm,
         "llh": float(llh_c(theta)),
-        "gradient": dict(zip(table.estimated_ids, np.asarray(grad_c(theta)).tolist(), strict=True)),
+        "gradient": {},
         "steps": steps,
-        "calls": {
-            f"il6rcc {label} llh": lambda: jax.block_until_ready(llh_c(theta)),
-            f"il6rcc {label} gradient": lambda: jax.block_until_ready(grad_c(theta)),
-        },
+        "calls": {f"il6rcc {label} llh": lambda: jax.block_until_ready(llh_c(theta))},
     }
+    if gradient:
+        values = np.asarray(grad_c(theta)).tolist()
+        out["gradient"] = dict(zip(table.estimated_ids, values, strict=True))
+        out["calls"][f"il6rcc {label} gradient"] = lambda: jax.block_until_ready(grad_c(theta))
+    return out
 
 
 def count_work(name: str, changes: dict) -> dict:
@@ -147,6 +170,50 @@ def count_work(name: str, changes: dict) -> dict:
         "jacobians_per_step": work["jacobians"] / steps,
         "factorisations_per_step": work["factorisations"] / steps,
     }
+
+
+def kernel_costs(name: str, repeats: int = 20) -> dict | None:
+    """Milliseconds per call of the BDF's kernels on ``name``'s model, for models whose
+    vector field is a tape (petab_io/_tape.py): the right-hand side, its Jacobian by
+    the tape's coloured sweep and by ``jax.jacfwd`` (what the BDF calls), the LU
+    factorisation of ``I - c J`` and one solve with it. At a random positive state and
+    parameters (the costs do not depend on the values); the Jacobian's sparsity too."""
+    problem = load_problem(problem_path(name))
+    model = problem.model
+    if not hasattr(model, "tape") or model.n_states < 60:
+        return None
+    tape = model.tape
+    f = model._tape_field
+    rng = np.random.default_rng(0)
+    jnp = jax.numpy
+    y = jnp.asarray(rng.uniform(0.1, 1.0, tape.n_states))
+    p = jnp.asarray(rng.uniform(0.1, 1.0, tape.n_params))
+    jac = tape.jacobian(0.0, y, p)[1][:, : tape.n_states]
+    matrix = jnp.eye(tape.n_states) - 0.01 * jac
+    lu = jax.scipy.linalg.lu_factor(matrix)
+    kernels = {
+        "rhs": (lambda y, p: f(0.0, y, p), (y, p)),
+        "jacobian_tape": (lambda y, p: tape.jacobian(0.0, y, p)[1], (y, p)),
+        "jacobian_jacfwd": (lambda y, p: jax.jacfwd(lambda z: f(0.0, z, p))(y), (y, p)),
+        "lu_factor": (jax.scipy.linalg.lu_factor, (matrix,)),
+        "lu_solve": (jax.scipy.linalg.lu_solve, (lu, y)),
+    }
+    out: dict = {}
+    for key, (fn, args) in kernels.items():
+        compiled = jax.jit(fn).lower(*args).compile()
+        jax.block_until_ready(compiled(*args))
+        timing = C.repeat(lambda c=compiled, a=args: jax.block_until_ready(c(*a)), repeats)
+        out[f"{key}_ms"] = 1e3 * timing["median"]
+    pattern = tape.pattern[:, : tape.n_states]
+    out.update(
+        n_states=tape.n_states,
+        jacobian_nonzeros=int(pattern.sum()),
+        jacobian_density=float(pattern.mean()),
+        max_nonzeros_per_row=int(pattern.sum(axis=1).max()),
+        colours=tape.n_colours,
+        jacobian_columns=int(tape.pattern.shape[1]),
+    )
+    return out
 
 
 # ---------------------------------------------------------------- AMICI
@@ -174,7 +241,20 @@ def _amici_model(problem, name: str, fresh: bool):
     return model, json.loads(record.read_text(encoding="utf-8"))["import_compile_s"]
 
 
-def prepare_amici(name: str, rtol: float, atol: float, fresh: bool) -> dict:
+#: AMICI's gradient calls: (entry point, sensitivity method); all timed by default.
+AMICI_GRADIENTS = {
+    "bare-forward": ("run_simulations", "forward"),
+    "bare-adjoint": ("run_simulations", "adjoint"),
+    "petab-forward": ("simulate_petab", "forward"),
+    "petab-adjoint": ("simulate_petab", "adjoint"),
+}
+
+
+def prepare_amici(
+    name: str, rtol: float, atol: float, fresh: bool, gradients=tuple(AMICI_GRADIENTS)
+) -> dict:
+    """AMICI's model, values and calls to time; ``gradients``: which of
+    :data:`AMICI_GRADIENTS` to time (large models: the fastest only)."""
     import _amici_tools as A
 
     ok, why = A.available()
@@ -240,7 +320,7 @@ def prepare_amici(name: str, rtol: float, atol: float, fresh: bool) -> dict:
             scaled_gradients=True,
         )
 
-    for method in ("forward", "adjoint"):
+    for method in sorted({AMICI_GRADIENTS[g][1] for g in gradients}):
         result = petab_call(method)
         out[f"gradient_{method}"] = {k: float(v) for k, v in (result[SLLH] or {}).items()}
         out[f"status_{method}"] = sorted({int(r.status) for r in result["rdatas"]})
@@ -263,20 +343,22 @@ def prepare_amici(name: str, rtol: float, atol: float, fresh: bool) -> dict:
     out["rhs_evaluations"] = int(sum(int(np.asarray(r.num_rhs_evals)[-1]) for r in rdatas))
     out["calls"] = {
         "AMICI run_simulations llh": lambda: bare(None),
-        "AMICI run_simulations gradient forward": lambda: bare("forward"),
-        "AMICI run_simulations gradient adjoint": lambda: bare("adjoint"),
         "AMICI simulate_petab llh": lambda: petab_call(None),
-        "AMICI simulate_petab gradient forward": lambda: petab_call("forward"),
-        "AMICI simulate_petab gradient adjoint": lambda: petab_call("adjoint"),
     }
+    for g in gradients:
+        entry, method = AMICI_GRADIENTS[g]
+        call = bare if entry == "run_simulations" else petab_call
+        out["calls"][f"AMICI {entry} gradient {method}"] = lambda c=call, m=method: c(m)
     return out
 
 
 # ---------------------------------------------------------------- timing, checks
-def interleaved(calls: dict, rounds: int) -> dict:
-    """Every call once per round (after one warm-up call each)."""
-    for fn in calls.values():
-        fn()
+def interleaved(calls: dict, rounds: int, warmup: bool = True) -> dict:
+    """Every call once per round (after one warm-up call each, unless ``warmup`` is
+    false: the preparation has called each compiled il6rcc function once already)."""
+    if warmup:
+        for fn in calls.values():
+            fn()
     times: dict = {k: {"wall": [], "cpu": []} for k in calls}
     for _ in range(rounds):
         for key, fn in calls.items():
@@ -336,7 +418,7 @@ def records(name: str, r: dict) -> list[dict]:
         ),
     ):
         peer = best(t, peer_keys)
-        if peer is None:
+        if peer is None or il_key not in t:
             continue
         il = t[il_key]["min"]
         out.append(
@@ -393,7 +475,21 @@ def report(res: dict) -> str:
             if ref is not None:
                 within = abs(il["llh"] - ref) <= LLH_RTOL * abs(ref)
                 ok = f"reference {ref}: {'within' if within else 'OUTSIDE'} rtol {LLH_RTOL}"
-            diff = gradient_difference(il["gradient"], am.get("gradient_forward", {}))
+            diff = gradient_difference(
+                il["gradient"], am.get("gradient_forward", am.get("gradient_adjoint", {}))
+            )
+            compile_text = (
+                f"; compile cold llh {cold['llh']['total_s']:.1f} s "
+                f"(trace {cold['llh']['trace_s']:.1f}), warm {warm['llh']['total_s']:.1f} s"
+            )
+            if "grad" in cold:
+                compile_text += (
+                    f"; gradient cold {cold['grad']['total_s']:.1f} s "
+                    f"(trace {cold['grad']['trace_s']:.1f}), warm {warm['grad']['total_s']:.1f} s "
+                    "(warm: a second run, persistent cache)"
+                )
+            else:
+                compile_text += "; gradient not measured (--no-il6rcc-gradient)"
             text.append(
                 f"- il6rcc {il['label']}: llh {il['llh']:.6f} ({ok}); "
                 f"{il['steps']} steps"
@@ -405,10 +501,7 @@ def report(res: dict) -> str:
                     if "work" in il
                     else ""
                 )
-                + f"; compile cold llh {cold['llh']['total_s']:.1f} s "
-                f"(trace {cold['llh']['trace_s']:.1f}) + gradient {cold['grad']['total_s']:.1f} s "
-                f"(trace {cold['grad']['trace_s']:.1f}); warm (second run, persistent cache) "
-                f"{warm['llh']['total_s']:.1f} + {warm['grad']['total_s']:.1f} s"
+                + compile_text
                 + (
                     f"; gradient vs AMICI forward: max |diff| / max |grad| "
                     f"{diff['max_abs_diff_over_max_abs']:.1e} ({diff['entries']} entries)"
@@ -417,9 +510,9 @@ def report(res: dict) -> str:
                 )
             )
         if "llh" in am:
-            adj = gradient_difference(am["gradient_adjoint"], am["gradient_forward"]).get(
-                "max_abs_diff_over_max_abs", float("nan")
-            )
+            adj = gradient_difference(
+                am.get("gradient_adjoint", {}), am.get("gradient_forward", {})
+            ).get("max_abs_diff_over_max_abs", float("nan"))
             text.append(
                 f"- AMICI: llh {am['llh']:.6f}; {am['steps']} steps, "
                 f"{am['rhs_evaluations'] / am['steps']:.2f} RHS per step (llh only); "
@@ -429,6 +522,17 @@ def report(res: dict) -> str:
             )
         elif "skipped" in am:
             text.append(f"- AMICI skipped: {am['skipped']}")
+        k = r.get("kernels")
+        if k:
+            text.append(
+                f"- Kernels (median ms per call): RHS {k['rhs_ms']:.3f}, Jacobian by the "
+                f"tape's coloured sweep {k['jacobian_tape_ms']:.2f} and by jax.jacfwd "
+                f"{k['jacobian_jacfwd_ms']:.2f}, LU factorisation {k['lu_factor_ms']:.2f}, "
+                f"LU solve {k['lu_solve_ms']:.3f}; df/dy has {k['jacobian_nonzeros']} "
+                f"nonzeros of {k['n_states']}^2 (density {k['jacobian_density']:.4f}, at most "
+                f"{k['max_nonzeros_per_row']} in a row), {k['colours']} colours for "
+                f"{k['jacobian_columns']} columns (states, parameters, time)"
+            )
         text.append("")
     return "\n".join(text) + "\n"
 
@@ -436,45 +540,80 @@ def report(res: dict) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5, help="timed rounds")
+    ap.add_argument(
+        "--no-warmup", action="store_true",
+        help="no untimed call before the rounds (for large models whose calls take minutes)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--name", default="petab",
+        help="results file stem: <out>/<name>.{json,md} (e.g. petab_chen for Chen_MSB2009, "
+        "so that the default problems' results are kept)",
+    )  # fmt: skip
     ap.add_argument("--problems", nargs="+", default=list(PROBLEMS), choices=BENCHMARK_PROBLEMS)
     ap.add_argument(
         "--settings", nargs="+", default=list(DEFAULT_SETTINGS), choices=list(SETTINGS),
         help="il6rcc solver settings to measure (the first is the one in the summary)",
     )  # fmt: skip
     ap.add_argument("--no-amici", action="store_true")
+    ap.add_argument(
+        "--amici-gradients", nargs="*", default=list(AMICI_GRADIENTS),
+        choices=list(AMICI_GRADIENTS),
+        help="AMICI gradient calls to time (entry point - sensitivity method)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--no-il6rcc-gradient", action="store_true",
+        help="time il6rcc's llh only (for models whose reverse-mode gradient is too slow)",
+    )  # fmt: skip
     ap.add_argument("--fresh-amici", action="store_true", help="rebuild the AMICI models")
     ap.add_argument("--out", type=Path, default=C.RESULTS_DIR)
     args = ap.parse_args(argv)
     t_start = time.perf_counter()
     res: dict = {"environment": C.environment(), "problems": {}}
-    with tempfile.TemporaryDirectory(prefix="il6rcc_bench_cache_") as cache:
-        # cold compile times: an empty persistent cache of this run's own
-        runtime.enable_compilation_cache(cache)
-        res["environment"]["compilation_cache"] = "empty at start (a folder of this run's own)"
+    res["environment"]["compilation_cache"] = (
+        "empty at start (a folder of this run's own)"
+        if OWN_CACHE is not None and runtime.compilation_cache_dir() == OWN_CACHE
+        else "the caller's persistent cache (compile times are not cold if it holds them)"
+    )
+    try:
         for name in args.problems:
             print(f"{name}: il6rcc ...", flush=True)
-            ils = [prepare_il6rcc(name, k, SETTINGS[k]) for k in args.settings]
+            ils = [
+                prepare_il6rcc(name, k, SETTINGS[k], not args.no_il6rcc_gradient)
+                for k in args.settings
+            ]
             am = {}
             if not args.no_amici:
                 print(f"{name}: AMICI ...", flush=True)
-                am = prepare_amici(name, DEFAULT_SOLVER.rtol, DEFAULT_SOLVER.atol, args.fresh_amici)
+                am = prepare_amici(
+                    name,
+                    DEFAULT_SOLVER.rtol,
+                    DEFAULT_SOLVER.atol,
+                    args.fresh_amici,
+                    args.amici_gradients,
+                )
             calls = {}
             for il in ils:
                 calls.update(il.pop("calls"))
             calls.update(am.pop("calls", {}))
             print(f"{name}: {args.repeats} interleaved rounds of {len(calls)} calls", flush=True)
-            timings = interleaved(calls, args.repeats)
+            timings = interleaved(calls, args.repeats, warmup=not args.no_warmup)
             res["problems"][name] = {"il6rcc": ils, "amici": am, "timings": timings}
             for il in ils:
                 if il["solver"]["solver"] in ("bdf", "ndf"):
                     il["work"] = count_work(name, SETTINGS[il["label"]])
+            kernels = kernel_costs(name)
+            if kernels is not None:
+                res["problems"][name]["kernels"] = kernels
             print(report({"problems": {name: res["problems"][name]}}), flush=True)
+    finally:
+        if OWN_CACHE is not None:
+            shutil.rmtree(OWN_CACHE, ignore_errors=True)
     res["environment"]["load_average_at_end"] = C.load_average()
     res["wall_s"] = time.perf_counter() - t_start
     res["summary"] = [rec for n, r in res["problems"].items() for rec in records(n, r)]
     text = report(res)
-    C.write_json("petab", res, args.out)
-    (Path(args.out) / "petab.md").write_text(text, encoding="utf-8")
+    C.write_json(args.name, res, args.out)
+    (Path(args.out) / f"{args.name}.md").write_text(text, encoding="utf-8")
     print(f"total wall time {res['wall_s']:.0f} s")
     return 0
 

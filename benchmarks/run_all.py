@@ -141,8 +141,9 @@ def write_records(out: Path) -> Path:
     circuit = out / "circuit.json"
     if circuit.exists():
         records += circuit_records(json.loads(circuit.read_text(encoding="utf-8")))
-    petab = out / "petab.json"
-    if petab.exists():
+    # petab.json (make bench's problems), petab_chen.json (bench_petab.py --name
+    # petab_chen --problems Chen_MSB2009), ...
+    for petab in sorted(out.glob("petab*.json")):
         records += json.loads(petab.read_text(encoding="utf-8")).get("summary", [])
     path = out / "summary.json"
     path.write_text(json.dumps(records, indent=2) + "\n", encoding="utf-8")
