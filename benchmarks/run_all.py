@@ -142,9 +142,17 @@ def write_records(out: Path) -> Path:
     if circuit.exists():
         records += circuit_records(json.loads(circuit.read_text(encoding="utf-8")))
     # petab.json (make bench's problems), petab_chen.json (bench_petab.py --name
-    # petab_chen --problems Chen_MSB2009), ...
+    # petab_chen --problems Chen_MSB2009), ...; where several hold a problem's quantity,
+    # the most recent measurement stands (each file's environment.date)
+    latest: dict[tuple[str, str], tuple[str, dict]] = {}
     for petab in sorted(out.glob("petab*.json")):
-        records += json.loads(petab.read_text(encoding="utf-8")).get("summary", [])
+        result = json.loads(petab.read_text(encoding="utf-8"))
+        date = str(result.get("environment", {}).get("date", ""))
+        for rec in result.get("summary", []):
+            key = (rec["problem"], rec["quantity"])
+            if key not in latest or date > latest[key][0]:
+                latest[key] = (date, rec)
+    records += [rec for _, rec in latest.values()]
     path = out / "summary.json"
     path.write_text(json.dumps(records, indent=2) + "\n", encoding="utf-8")
     return path

@@ -11,8 +11,9 @@ unit scale:
   [n_cell_lines, n_hierarchical] ~ Normal(0, 1): the cell-line-specific parameters,
   non-centred, unconstrained(theta_c) = unconstrained(theta) + tau * z_c;
 * ``z_dose`` [n_nuisance]: unknown doses, log-normal around their documented priors;
-* ``log sigma`` [n_noise], sigma ~ HalfNormal(noise_scale): log-scale noise of the
-  assays whose values carry no spread;
+* ``log sigma`` [n_noise] ~ Normal(log noise_scale, noise_log_sd): log-scale noise of
+  the assays whose values carry no spread (a log-normal sigma, see
+  :class:`~il6rcc.inference.LikelihoodSettings`);
 * ``blot_scale`` [n_blots] ~ Normal(0, blot_scale_sd): one unknown log scale per blot.
 
 How the estimated values reach each cell line's parameter row (transforms and
@@ -283,7 +284,10 @@ def log_prior(problem: EvidenceProblem, sites: Sites) -> jax.Array:
     lp = jnp.sum(norm.logpdf(sites.z)) + jnp.sum(norm.logpdf(sites.z_cell))
     lp += jnp.sum(norm.logpdf(sites.z_dose))
     lp += jnp.sum(_half_normal_log_scale(sites.log_tau, problem.tau_scale))
-    lp += jnp.sum(_half_normal_log_scale(sites.log_sigma, problem.likelihood.noise_scale))
+    noise = problem.likelihood
+    lp += jnp.sum(
+        norm.logpdf(sites.log_sigma, loc=np.log(noise.noise_scale), scale=noise.noise_log_sd)
+    )
     lp += jnp.sum(norm.logpdf(sites.blot_scale, scale=problem.likelihood.blot_scale_sd))
     return lp
 
@@ -315,7 +319,8 @@ class EvidencePosterior(Posterior):
         return EvidenceData.from_problem(self.problem)
 
     def initial_point(self) -> np.ndarray:
-        """The prior median of every block (tau and sigma at their HalfNormal medians)."""
+        """The prior median of every block (tau at its HalfNormal median, sigma at its
+        log-normal median)."""
         data = self.data
         sizes = block_sizes(data)
         median_half_normal = float(np.log(0.6744897501960817))  # median of |N(0, 1)|
@@ -325,8 +330,7 @@ class EvidencePosterior(Posterior):
             if name == "log_tau":
                 out.append(np.full(size, median_half_normal + np.log(self.problem.tau_scale)))
             elif name == "log_sigma":
-                scale = self.problem.likelihood.noise_scale
-                out.append(np.full(size, median_half_normal + np.log(scale)))
+                out.append(np.full(size, np.log(self.problem.likelihood.noise_scale)))
             else:
                 out.append(np.zeros(size))
         return np.concatenate(out)
@@ -378,7 +382,8 @@ class EvidencePosterior(Posterior):
             if name == "log_tau":
                 out.append(np.log(np.abs(eps) * self.problem.tau_scale))
             elif name == "log_sigma":
-                out.append(np.log(np.abs(eps) * self.problem.likelihood.noise_scale))
+                noise = self.problem.likelihood
+                out.append(np.log(noise.noise_scale) + noise.noise_log_sd * eps)
             elif name == "blot_scale":
                 out.append(eps * self.problem.likelihood.blot_scale_sd)
             else:

@@ -71,8 +71,16 @@ class LikelihoodSettings:
     ``not_significant_effect``: the log effect a study would have detected; "not
     significant" rows favour |effect| below it (weak evidence, never a zero effect).
     ``not_significant_floor``: probability of a non-significant result even for a large
-    effect (keeps such rows weak). ``noise_scale``: half-normal scale of each assay's
-    log-normal noise SD when the source gives none. ``blot_scale_sd``: prior SD of the
+    effect (keeps such rows weak). ``noise_scale`` and ``noise_log_sd``: the prior of
+    each assay's log-normal noise SD when the source gives none, sigma ~
+    LogNormal(log noise_scale, noise_log_sd) (median ``noise_scale``). Not a half-normal:
+    a noise group whose few values the model can fit exactly (two SUVmax group values
+    in the shipped evidence) makes the likelihood grow as -n log sigma as sigma -> 0, a
+    half-normal's density stays finite there, so the log density had no maximum
+    (measured on the default job: log sigma 7 units below zero at the MAP and still
+    falling, condition number 4e7, every MAP start unconverged); the log-normal's
+    quadratic in log sigma bounds it (with an exact fit of n rows the mode is at
+    log sigma = log noise_scale - n noise_log_sd^2). ``blot_scale_sd``: prior SD of the
     log scale of each western blot. ``weighting``: ``row`` (every evidence row weight 1)
     or ``statement`` (the rows expanded from one published statement share a total
     weight of 1, so a sentence that became 21 rows counts as much as one that became
@@ -84,7 +92,8 @@ class LikelihoodSettings:
     probit_scale: Annotated[float, Field(gt=0)] = 0.3
     not_significant_effect: Annotated[float, Field(gt=0)] = 0.7
     not_significant_floor: Annotated[float, Field(gt=0, lt=1)] = 0.2
-    noise_scale: Annotated[float, Field(gt=0)] = 0.5
+    noise_scale: Annotated[float, Field(gt=0)] = 0.3
+    noise_log_sd: Annotated[float, Field(gt=0)] = 1.0
     blot_scale_sd: Annotated[float, Field(gt=0)] = 2.0
     weighting: Literal["row", "statement"] = "row"
     rank_grid: Annotated[int, Field(gt=0)] = 256
