@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from _synthetic_rows import COLUMNS, synthetic_value_row
 
 from il6rcc.configs import load_config
 from il6rcc.jobs import open_run
@@ -27,11 +28,6 @@ from il6rcc.models import Condition, SolverSettings, load_model, simulate
 FIX = Path(__file__).parent / "fixtures" / "compare_job"
 #: the model file and reference tables: those of the shipped SBC sweep (one copy)
 GENE = Path(__file__).parents[1] / "configs" / "sweeps" / "sbc"
-COLUMNS = (
-    "row_id study_id statement_ids source kind observable_id assay cell_line "
-    "control_cell_line background condition control time_h control_time_h direction value "
-    "value_unit spread spread_type n significance p_value scale_group stated_dose quote notes"
-).split()
 # row id, condition, time (h)
 DESIGN = [
     ("g-01", {"inducer": 1.0}, "inducer=1 fold", 24.0),
@@ -52,29 +48,18 @@ def _synthetic_rows() -> pd.DataFrame:
         j = [2.0, 24.0].index(t)
         fold = float(x[i + 1, j] / x[0, j])
         records.append(
-            {
-                **dict.fromkeys(COLUMNS, ""),
-                "row_id": row_id,
-                "study_id": "gene",
-                "source": "doi:10.0000/synthetic test",
-                "kind": "value",
-                "observable_id": "x",
-                "assay": "generic",
-                "cell_line": "default",
-                "background": "none",
-                "condition": text,
-                "control": "none",
-                "time_h": f"{t:g}",
-                "direction": "none",
-                "value": f"{fold:.6g}",
-                "value_unit": "fold",
-                "spread": f"{0.05 * fold:.6g}",
-                "spread_type": "SD",
-                "n": "3",
-                "significance": "significant",
-                "quote": "synthetic test row",
-                "notes": "SYNTHETIC: simulated from FeedbackGene at its defaults",
-            }
+            synthetic_value_row(
+                row_id=row_id,
+                condition=text,
+                time_h=f"{t:g}",
+                value=f"{fold:.6g}",
+                value_unit="fold",
+                spread=f"{0.05 * fold:.6g}",
+                spread_type="SD",
+                n="3",
+                significance="significant",
+                notes="SYNTHETIC: simulated from FeedbackGene at its defaults",
+            )
         )
     return pd.DataFrame.from_records(records, columns=COLUMNS)
 

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from _synthetic_rows import COLUMNS, synthetic_value_row
 
 from il6rcc.configs import load_config
 from il6rcc.inference import EvidencePosterior
@@ -25,11 +26,6 @@ from il6rcc.jobs import evidence_problem
 from il6rcc.models import Condition, SolverSettings, load_model, simulate
 
 GENE = Path(__file__).parents[1] / "configs" / "sweeps" / "sbc"
-COLUMNS = (
-    "row_id study_id statement_ids source kind observable_id assay cell_line "
-    "control_cell_line background condition control time_h control_time_h direction value "
-    "value_unit spread spread_type n significance p_value scale_group stated_dose quote notes"
-).split()
 DOSES = (1.0, 3.0)
 
 
@@ -45,26 +41,15 @@ def posterior(tmp_path_factory):
     x = simulate(model, None, conds, [24.0], SolverSettings(rtol=1e-12, atol=1e-14))
     x = x.observable("x")[:, 0]
     rows = [
-        {
-            **dict.fromkeys(COLUMNS, ""),
-            "row_id": f"g-{i}",
-            "study_id": "gene",
-            "source": "doi:10.0000/synthetic test",
-            "kind": "value",
-            "observable_id": "x",
-            "assay": "generic",
-            "cell_line": "default",
-            "background": "none",
-            "condition": f"inducer={d:g} fold",
-            "control": "none",
-            "time_h": "24",
-            "direction": "none",
-            "value": repr(float(x[i + 1] / x[0])),
-            "value_unit": "fold",
-            "significance": "not_stated",
-            "quote": "synthetic test row",
-            "notes": "SYNTHETIC: simulated without noise; no spread, so sigma is estimated",
-        }
+        synthetic_value_row(
+            row_id=f"g-{i}",
+            condition=f"inducer={d:g} fold",
+            time_h="24",
+            value=repr(float(x[i + 1] / x[0])),
+            value_unit="fold",
+            significance="not_stated",
+            notes="SYNTHETIC: simulated without noise; no spread, so sigma is estimated",
+        )
         for i, d in enumerate(DOSES)
     ]
     pd.DataFrame.from_records(rows, columns=COLUMNS).to_csv(
