@@ -28,6 +28,7 @@ from il6rcc.models import (
     SolverSettings,
     simulate,
 )
+from il6rcc.models.examples import InducibleGene
 from il6rcc.petab_io import ExportMeasurement, export_problem, load_problem, simulation_table
 
 
@@ -36,13 +37,10 @@ class ExportableGene(ODEModel):
     """x' = a (1 + u) - k x, with its equations as ``rates`` (exportable to SBML)."""
 
     name: ClassVar[str] = "exportable_gene"
-    states: ClassVar[tuple[str, ...]] = ("x",)
-    parameters: ClassVar[tuple[ParameterSpec, ...]] = (
-        ParameterSpec("a", 2.0, "a.u./h", "basal production", "test model"),
-        ParameterSpec("k", 0.5, "1/h", "decay rate", "test model"),
-    )
-    inputs: ClassVar[tuple[InputSpec, ...]] = (InputSpec("inducer", "fold", "induction"),)
-    observables: ClassVar[tuple[ObservableSpec, ...]] = (ObservableSpec("x", "a.u.", "x"),)
+    states: ClassVar[tuple[str, ...]] = InducibleGene.states
+    parameters: ClassVar[tuple[ParameterSpec, ...]] = InducibleGene.parameters
+    inputs: ClassVar[tuple[InputSpec, ...]] = InducibleGene.inputs
+    observables: ClassVar[tuple[ObservableSpec, ...]] = InducibleGene.observables
 
     def rates(self, s, p, u, fn) -> dict:
         return {"x": p["a"] * (1.0 + u["inducer"]) - p["k"] * s["x"]}
