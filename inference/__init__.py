@@ -52,6 +52,7 @@ from ._map import MapSettings as MapSettings
 from ._map import Minimum as Minimum
 from ._map import map_multistart as map_multistart
 from ._map import minimise as minimise
+from ._map import read_starts_table as read_starts_table
 from ._map import starts_table as starts_table
 from ._map import walled_value_and_grad as walled_value_and_grad
 from ._nuts import ChainRunner as ChainRunner

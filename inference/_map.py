@@ -16,6 +16,7 @@ others are re-optimised (what a profile likelihood needs).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -184,6 +185,8 @@ def minimise(
     every: int = 10,
     stepper: BfgsStepper | None = None,
     label: str = "MAP",
+    finished: Minimum | None = None,
+    on_start: Callable[[Minimum], None] | None = None,
 ) -> Minimum:
     """Minimise an objective from every row of ``starts``, given its compiled
     ``value_and_grad(x, args)`` (:data:`HostValueAndGrad`; from a JAX function:
@@ -192,11 +195,26 @@ def minimise(
     ``stepper``: a :class:`BfgsStepper` built earlier for ``value_and_grad`` (its
     compiled programs are reused; default: a new one). ``progress(line)`` gets a line
     every ``every`` steps and one per finished start (``label`` first).
+    ``finished``: the first starts' results from an earlier, interrupted call (a resumed
+    run); only the rows of ``starts`` after them are minimised. ``on_start(partial)``
+    gets the results of all starts finished so far after each one (to checkpoint them).
     """
     starts = np.atleast_2d(np.asarray(starts, dtype=np.float64))
     stepper = stepper or BfgsStepper(value_and_grad, tol)
     xs, values, steps, converged, seconds = [], [], [], [], []
+    if finished is not None:
+        if len(finished.values) > len(starts):
+            raise ValueError(
+                f"{len(finished.values)} finished starts given for {len(starts)} starts"
+            )
+        xs = [np.asarray(x, dtype=np.float64) for x in finished.xs]
+        values = [float(v) for v in finished.values]
+        steps = [int(v) for v in finished.steps]
+        converged = [bool(v) for v in finished.converged]
+        seconds = [float(v) for v in finished.seconds]
     for i, start in enumerate(starts):
+        if i < len(values):
+            continue
         t0 = time.perf_counter()
         y = jnp.asarray(start)
         state, done = stepper.init(y, args)
@@ -224,7 +242,13 @@ def minimise(
                 f"{label}  start {i + 1}/{len(starts)} done: -log posterior {values[-1]:.6g} "
                 f"after {n} steps ({status}, {seconds[-1]:.0f} s)"
             )
-    values_arr = np.array(values)
+        if on_start is not None:
+            on_start(_minimum(xs, values, steps, converged, seconds, starts[: i + 1]))
+    return _minimum(xs, values, steps, converged, seconds, starts)
+
+
+def _minimum(xs, values, steps, converged, seconds, starts) -> Minimum:
+    values_arr = np.array(values, dtype=np.float64)
     best = int(np.argmin(values_arr))
     return Minimum(
         x=np.asarray(xs[best]),
@@ -247,6 +271,8 @@ def map_multistart(
     fixed: dict[int, float] | None = None,
     progress: Callable[[str], None] | None = None,
     objective: str = "posterior",
+    finished: Minimum | None = None,
+    on_start: Callable[[Minimum], None] | None = None,
 ) -> Minimum:
     """The MAP of a posterior from several starts.
 
@@ -259,6 +285,11 @@ def map_multistart(
             others are optimised (the result's points are full [n] vectors).
         objective: ``posterior`` (the MAP) or ``likelihood`` (the maximum-likelihood
             point, :meth:`Posterior.log_likelihood`; values are then -log likelihoods).
+        finished: the first starts' results (full points) of an interrupted call with
+            the same key and settings; only the remaining starts are minimised, so the
+            result equals that of an uninterrupted call.
+        on_start: called with the results (full points) of the starts finished so far
+            after each start (a run checkpoints them; see :func:`starts_table`).
 
     Raises :class:`Il6rccError` when no start has a finite log density.
     """
@@ -297,6 +328,20 @@ def map_multistart(
     key_cache = ("map", float(settings.tol)) + (() if objective == "posterior" else (objective,))
     if key_cache not in compiled.cache:
         compiled.cache[key_cache] = BfgsStepper(value_and_grad, settings.tol)
+
+    def full(y):
+        out = base.copy()
+        out[free] = y
+        return out
+
+    def to_full(m: Minimum) -> Minimum:
+        xs = np.array([full(y) for y in m.xs])
+        return dataclasses.replace(m, x=xs[m.best], xs=xs, starts=starts[: len(xs)])
+
+    def to_free(m: Minimum) -> Minimum:
+        xs = np.asarray(m.xs, dtype=np.float64)[:, free]
+        return dataclasses.replace(m, x=xs[m.best], xs=xs)
+
     result = minimise(
         value_and_grad,
         starts[:, free],
@@ -305,6 +350,8 @@ def map_multistart(
         tol=settings.tol,
         progress=progress,
         stepper=compiled.cache[key_cache],
+        finished=None if finished is None else to_free(finished),
+        on_start=None if on_start is None else (lambda m: on_start(to_full(m))),
     )
     if not np.isfinite(result.values).any():
         raise Il6rccError(
@@ -312,23 +359,7 @@ def map_multistart(
             f"non-finite). Check the priors (do they put mass where solves fail?) and the "
             f"solver settings (max_steps, tolerances)."
         )
-
-    def full(y):
-        out = base.copy()
-        out[free] = y
-        return out
-
-    xs = np.array([full(y) for y in result.xs])
-    return Minimum(
-        x=xs[result.best],
-        value=result.value,
-        xs=xs,
-        values=result.values,
-        steps=result.steps,
-        converged=result.converged,
-        seconds=result.seconds,
-        starts=starts,
-    )
+    return dataclasses.replace(to_full(result), starts=starts)
 
 
 def starts_table(result: Minimum, names: Sequence[str]):
@@ -344,6 +375,51 @@ def starts_table(result: Minimum, names: Sequence[str]):
     return table
 
 
+#: the columns of :func:`starts_table` before the coordinates
+STARTS_COLUMNS = ("start", "neg_log_posterior", "steps", "converged", "seconds")
+
+
+def read_starts_table(path, names: Sequence[str], n_starts: int) -> Minimum:
+    """The finished starts of a :func:`starts_table` CSV (``map.csv`` of a run folder),
+    to resume a multi-start (``finished`` of :func:`map_multistart`). Values round-trip
+    exactly (the CSV holds every float64 digit). Raises :class:`Il6rccError` naming the
+    file and what differs when the table is not one of these starts."""
+    import pandas as pd
+
+    table = pd.read_csv(path)
+    expected = [*STARTS_COLUMNS, *names]
+    problems = []
+    if list(table.columns) != expected:
+        missing = [c for c in expected if c not in table.columns]
+        extra = [c for c in table.columns if c not in expected]
+        problems.append(
+            f"columns differ from the posterior's (missing {missing}, unexpected {extra}; "
+            f"expected {len(expected)} columns in the order of starts_table)"
+        )
+    elif not 1 <= len(table) <= n_starts:
+        problems.append(f"{len(table)} rows, expected 1 to {n_starts} (the config's n_starts)")
+    elif list(table["start"]) != list(range(len(table))):
+        problems.append(f"start column {list(table['start'])}, expected 0..{len(table) - 1}")
+    if problems:
+        raise Il6rccError(
+            f"{path}: not the MAP starts of this run's posterior: {'; '.join(problems)}. "
+            f"Move the file away to recompute every start."
+        )
+    xs = table[list(names)].to_numpy(dtype=np.float64)
+    values = table["neg_log_posterior"].to_numpy(dtype=np.float64)
+    best = int(np.argmin(values))
+    return Minimum(
+        x=xs[best],
+        value=float(values[best]),
+        xs=xs,
+        values=values,
+        steps=table["steps"].to_numpy(dtype=np.int64),
+        converged=table["converged"].to_numpy(dtype=bool),
+        seconds=table["seconds"].to_numpy(dtype=np.float64),
+        starts=np.full_like(xs, np.nan),
+    )
+
+
 __all__ = [
     "BfgsStepper",
     "HostValueAndGrad",
@@ -351,6 +427,7 @@ __all__ = [
     "Minimum",
     "map_multistart",
     "minimise",
+    "read_starts_table",
     "starts_table",
     "walled_value_and_grad",
 ]

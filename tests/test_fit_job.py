@@ -211,3 +211,65 @@ def test_prior_mass_where_solves_fail_still_finishes_and_is_reported(tmp_path):
     assert 5 <= diag["prior_draws_with_failed_solves"] < 20
     assert diag["failed_solves_in_draws"] == 0
     assert (out / "posterior.nc").is_file() and (out / "figures" / "ranks.png").is_file()
+
+
+MAP_JOB = {"inference.method": "map", "inference.map.num_draws": 40}
+
+
+def _killed_after_starts(reference: Path, killed: Path, n_done: int) -> None:
+    """The folder of a run killed during its MAP after ``n_done`` starts: what the run had
+    written by then (config, priors, a 'running' manifest, the finished starts)."""
+    import shutil
+
+    import pandas as pd
+
+    killed.mkdir()
+    for name in ("config.yaml", "priors.csv"):
+        shutil.copy(reference / name, killed / name)
+    man = json.loads((reference / "manifest.json").read_text())
+    man["status"] = "running"
+    (killed / "manifest.json").write_text(json.dumps(man))
+    table = pd.read_csv(reference / "map.csv")
+    table.iloc[:n_done].to_csv(killed / "map.csv", index=False)
+
+
+@pytest.fixture(scope="module")
+def map_reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("map") / "reference"
+    assert run_fit(TINY, out, MAP_JOB, quiet=True) == 0
+    return out
+
+
+def test_run_killed_during_the_map_resumes_after_its_last_finished_start(
+    map_reference, tmp_path, capsys
+):
+    """Each MAP start is written to map.csv when it finishes; --resume minimises only the
+    remaining starts and ends with the MAP, draws and gates of an uninterrupted run."""
+    import pandas as pd
+
+    reference = map_reference
+    killed = tmp_path / "killed"
+    _killed_after_starts(reference, killed, 2)
+    capsys.readouterr()
+    assert resume_fit(killed, quiet=False) == 0
+    assert "resuming after start 2 of 4" in capsys.readouterr().err
+    first, second = pd.read_csv(reference / "map.csv"), pd.read_csv(killed / "map.csv")
+    assert len(second) == 4
+    pd.testing.assert_frame_equal(first.drop(columns="seconds"), second.drop(columns="seconds"))
+    np.testing.assert_array_equal(first["seconds"][:2], second["seconds"][:2])  # read, not rerun
+    a, b = _posterior(reference), _posterior(killed)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    gates = [json.loads((r / "diagnostics.json").read_text())["gates"] for r in (reference, killed)]
+    assert gates[0] == gates[1]
+
+
+def test_resume_refuses_a_map_table_of_another_posterior(map_reference, tmp_path):
+    from il6rcc.errors import Il6rccError
+
+    killed = tmp_path / "killed"
+    _killed_after_starts(map_reference, killed, 2)
+    table = (killed / "map.csv").read_text().replace(",a,", ",alpha,", 1)
+    (killed / "map.csv").write_text(table)
+    with pytest.raises(Il6rccError, match=r"map.csv: not the MAP starts.*missing \['a'\]"):
+        resume_fit(killed, quiet=True)

@@ -19,7 +19,8 @@ A run folder holds::
     config.yaml        the validated config (paths made absolute), what --resume reads
     manifest.json      hashes, versions, device, seeds, solver settings, times, status
     priors.csv         every prior with its source (models fitted to evidence)
-    map.csv            every MAP start: end point, -log posterior, steps
+    map.csv            every MAP start: end point, -log posterior, steps (written as
+                       each start finishes: --resume continues after the last one)
     checkpoint.npz     stages done, sampler state and draws so far, replaced atomically
     posterior.nc       arviz DataTree (posterior, sample_stats, log_likelihood,
                        observed_data, prior, posterior_predictive)
@@ -64,6 +65,7 @@ from ..inference import (
     map_multistart,
     nuts_sample_stats,
     prior_table,
+    read_starts_table,
     run_chains,
     run_svi,
     sample_gaussian,
@@ -257,13 +259,29 @@ def _map_stage(posterior: Posterior, data, settings: MapSettings, key, ckpt: dic
         f"MAP: {settings.n_starts} starts, up to {settings.max_steps} BFGS steps each "
         f"(compiling the log density and its gradient first)..."
     )
+    names = posterior.coordinate_names
+    table_path = out / "map.csv"
+    finished = None
+    if table_path.is_file():  # a resumed run: map.csv holds the starts that finished
+        finished = read_starts_table(table_path, names, settings.n_starts)
+        say(
+            f"MAP: resuming after start {len(finished.values)} of {settings.n_starts} "
+            f"(the finished starts are read from {table_path.name})"
+        )
+
+    def checkpoint(partial):
+        """Every finished start goes to map.csv at once: a killed run resumes after it."""
+        table = starts_table(partial, names)
+        _io.atomic_write(table_path, lambda p: table.to_csv(p, index=False))
+
     t0 = time.perf_counter()
-    res = map_multistart(posterior, key, settings, data, progress=say)
-    table = starts_table(res, posterior.coordinate_names)
-    _io.atomic_write(out / "map.csv", lambda p: table.to_csv(p, index=False))
+    res = map_multistart(
+        posterior, key, settings, data, progress=say, finished=finished, on_start=checkpoint
+    )
+    checkpoint(res)
     lap = laplace_approximation(posterior, res.x, data)
     seconds = time.perf_counter() - t0
-    directions = hessian_directions(lap.hessian, posterior.coordinate_names)
+    directions = hessian_directions(lap.hessian, names)
     shape = "a SADDLE (negative curvature: not a mode)" if lap.saddle else "a mode"
     say(
         f"MAP: best -log posterior {res.value:.6g}; {res.n_finite}/{len(res.values)} starts "
