@@ -1,6 +1,6 @@
-"""A process of tests/test_exported.py: evaluates the tiny job's posterior and prints
-what it got as JSON (values, gradient, how many times the vector field was traced and
-how the programs were obtained).
+"""A process of tests/test_exported.py: evaluates the tiny job's posterior (with
+:class:`CountedGene`) and prints what it got as JSON: values, gradient, records, how
+often the vector field was traced and how the programs were obtained.
 
 Usage: python tests/_export_child.py CONFIG [OVERRIDES_JSON]
 """
@@ -8,69 +8,45 @@ Usage: python tests/_export_child.py CONFIG [OVERRIDES_JSON]
 import json
 import os
 import sys
+from pathlib import Path
 
-os.environ.setdefault("EQX_ON_ERROR", "nan")
-os.environ.setdefault("JAX_PLATFORMS", "cpu")
-
-from il6rcc import runtime  # noqa: E402
-
-runtime.setup()
-
-import numpy as np  # noqa: E402
-
-from il6rcc.configs import load_config  # noqa: E402
-from il6rcc.jobs import build_posterior  # noqa: E402
-from il6rcc.models import ODEModel  # noqa: E402
-from il6rcc.models.examples import InducibleGene  # noqa: E402
-
-#: times the vector field was traced in this process
-TRACES = 0
+MODEL = f"{Path(__file__).with_name('_counted_gene.py')}:CountedGene"
 
 
-class CountedGene(ODEModel):
-    """The tiny job's model (x' = a (1 + u) - k x), counting how often its vector field
-    is traced."""
+def evaluate(config: str, overrides: dict | None = None, *, full: bool = True):
+    """The tiny job's posterior and its compiled functions' results at a fixed point
+    (``full=False``: only ``value_and_grad``)."""
+    import numpy as np
 
-    name = "counted_gene"
-    states = InducibleGene.states
-    parameters = InducibleGene.parameters
-    inputs = InducibleGene.inputs
-    observables = InducibleGene.observables
+    from il6rcc.configs import load_config
+    from il6rcc.jobs import build_posterior
 
-    def vector_field(self, t, y, params, inputs):
-        global TRACES
-        TRACES += 1
-        return params[0] * (1.0 + inputs[0]) - params[1] * y
-
-    def observe(self, t, y, params, inputs):
-        return y
-
-
-def main(config: str, overrides: str = "{}") -> None:
-    extra = {"model.name": f"{os.path.abspath(__file__)}:CountedGene", **json.loads(overrides)}
-    posterior, _ = build_posterior(load_config(config, extra))
+    posterior, _ = build_posterior(load_config(config, {"model.name": MODEL, **(overrides or {})}))
     compiled = posterior.compiled
     x = posterior.initial_point() + 0.1
     value, grad = compiled.value_and_grad(x, posterior.data)
-    log_density = compiled.log_density(x, posterior.data)
-    records = compiled.record(np.stack([x, x - 0.2]), posterior.data)
-    functions = [compiled._value_and_grad, compiled._log_density, compiled._record]
-    print(
-        json.dumps(
-            {
-                "value": value,
-                "grad": grad.tolist(),
-                "log_density": log_density,
-                "record": {k: np.asarray(v, dtype=float).tolist() for k, v in records.items()},
-                # the config imports this file again, as the model's own module
-                "traces": sys.modules[type(posterior.problem.model).__module__].TRACES,
-                "hits": sum(f.hits for f in functions),
-                "exports": sum(f.exports for f in functions),
-                "fallbacks": sum(f.fallbacks for f in functions),
-            }
-        )
-    )
+    out = {"value": value, "grad": grad.tolist()}
+    functions = [compiled._value_and_grad]
+    if full:
+        records = compiled.record(np.stack([x, x - 0.2]), posterior.data)
+        out["log_density"] = compiled.log_density(x, posterior.data)
+        out["record"] = {k: np.asarray(v, dtype=float).tolist() for k, v in records.items()}
+        functions += [compiled._log_density, compiled._record]
+    return posterior, {
+        **out,
+        # the config imports the model's file as a module of its own
+        "traces": sys.modules[type(posterior.problem.model).__module__].TRACES,
+        "hits": sum(f.hits for f in functions),
+        "exports": sum(f.exports for f in functions),
+        "fallbacks": sum(f.fallbacks for f in functions),
+    }
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    os.environ.setdefault("EQX_ON_ERROR", "nan")
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    from il6rcc import runtime
+
+    runtime.setup()
+    overrides = json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
+    print(json.dumps(evaluate(sys.argv[1], overrides)[1]))
