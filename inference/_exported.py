@@ -11,10 +11,12 @@ the same module is then a hit in the compilation cache.
 
 A stale program must never run, so an entry's key is conservative: the SHA-256 of
 
-* the format of an entry (:data:`FORMAT`), Python's and the numerical libraries'
-  versions (:data:`VERSIONED`), the JAX backend, device count and kinds, and the
-  settings that change what is traced (float64, promotion rules, ``EQX_ON_ERROR``);
-* every ``.py`` file of il6rcc (:func:`source_digest`);
+* the format of an entry (:data:`FORMAT`), Python's version and that of every
+  installed distribution, the JAX backend, device count and kinds, and the settings
+  that change what is traced (float64, promotion rules, ``EQX_ON_ERROR``);
+* every ``.py`` file of il6rcc (:func:`source_digest`) and of the other modules loaded
+  from outside the standard library and the installed distributions, such as a user's
+  model file and the modules it imports (:func:`user_sources_digest`);
 * the function's name, the structure of its arguments (static fields included),
   their shapes and dtypes;
 * the identity of the object whose method is exported (:func:`fingerprint`): its
@@ -43,6 +45,7 @@ import importlib.util
 import logging
 import os
 import sys
+import sysconfig
 import tempfile
 import types
 import warnings
@@ -75,8 +78,6 @@ VERSIONED = (
     "scipy",
     "pandas",
 )
-#: Top-level modules of those distributions (and of il6rcc), identified by name.
-_NAMED_MODULES = frozenset(VERSIONED) | {"il6rcc"}
 #: Subpackages whose ``.py`` files make up :func:`source_digest`.
 _PACKAGES = (
     "il6rcc",
@@ -115,38 +116,82 @@ def export_cache_dir() -> str | None:
 
 
 @functools.cache
-def _file_digest(path: str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-@functools.cache
 def source_digest() -> str:
     """SHA-256 of every ``.py`` file of il6rcc (relative path and content)."""
     h = hashlib.sha256()
-    folders: list[Path] = []
-    for name in _PACKAGES:
-        spec = importlib.util.find_spec(name)
-        if spec is None or not spec.submodule_search_locations:
-            continue
-        folders.extend(Path(p).resolve() for p in spec.submodule_search_locations)
     files: set[Path] = set()
-    for folder in folders:
-        files.update(p for p in folder.rglob("*.py") if "__pycache__" not in p.parts)
+    for folder in _package_folders():
+        files.update(p for p in Path(folder).rglob("*.py") if "__pycache__" not in p.parts)
     for path in sorted(files):
         h.update(f"{path.parent.name}/{path.name}\0".encode())
-        h.update(_file_digest(str(path)).encode())
+        h.update(_file_digest_now(str(path)).encode())
     return h.hexdigest()
 
 
 @functools.cache
 def _versions() -> tuple[tuple[str, str], ...]:
-    out = [("python", sys.version)]
-    for dist in VERSIONED:
-        try:
-            out.append((dist, importlib.metadata.version(dist)))
-        except importlib.metadata.PackageNotFoundError:
-            out.append((dist, "absent"))
-    return tuple(out)
+    """Python's version and every installed distribution's (not only :data:`VERSIONED`:
+    a library called while tracing changes the program too)."""
+    found = {
+        ((dist.metadata["Name"] or "?").lower(), dist.version)
+        for dist in importlib.metadata.distributions()
+    }
+    missing = {(name, "absent") for name in VERSIONED if name not in {n for n, _ in found}}
+    return (("python", sys.version), *sorted(found | missing))
+
+
+@functools.cache
+def _library_roots() -> tuple[str, ...]:
+    """Folders of the standard library and of installed distributions."""
+    paths = sysconfig.get_paths()
+    roots = {os.path.realpath(paths[k]) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    return tuple(sorted(r + os.sep for r in roots))
+
+
+def _is_library_file(path: str) -> bool:
+    real = os.path.realpath(path)
+    parts = Path(real).parts
+    return "site-packages" in parts or "dist-packages" in parts or real.startswith(_library_roots())
+
+
+@functools.cache
+def _package_folders() -> tuple[str, ...]:
+    folders = set()
+    for name in _PACKAGES:
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.submodule_search_locations:
+            folders.update(os.path.realpath(p) + os.sep for p in spec.submodule_search_locations)
+    return tuple(sorted(folders))
+
+
+def _file_digest_now(path: str) -> str:
+    st = os.stat(path)
+    return _file_digest_at(path, st.st_mtime_ns, st.st_size)
+
+
+@functools.cache
+def _file_digest_at(path: str, mtime_ns: int, size: int) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def user_sources_digest() -> str:
+    """SHA-256 of the Python files of the modules loaded now that belong neither to
+    il6rcc, nor to the standard library, nor to an installed distribution: a user's
+    model file and whatever it imports (the model's own file is keyed by its content
+    anyway; a helper module it imports is covered here)."""
+    files = set()
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if not isinstance(path, str) or not path.endswith(".py") or not os.path.isfile(path):
+            continue
+        real = os.path.realpath(path)
+        if _is_library_file(real) or real.startswith(_package_folders()):
+            continue
+        files.add(real)
+    h = hashlib.sha256()
+    for digest in sorted(_file_digest_now(f) for f in files):
+        h.update(digest.encode())
+    return h.hexdigest()
 
 
 def environment() -> dict:
@@ -191,14 +236,14 @@ def fingerprint(obj) -> str:
 
 def _module_token(module_name: str) -> str:
     top = module_name.partition(".")[0]
-    if top in _NAMED_MODULES or top in sys.stdlib_module_names:
-        return f"module:{module_name}"
     module = sys.modules.get(module_name)
     path = getattr(module, "__file__", None)
-    if not path or not path.endswith(".py") or not os.path.isfile(path):
+    if top in sys.stdlib_module_names or (isinstance(path, str) and _is_library_file(path)):
+        return f"module:{module_name}"  # versioned by the key's environment
+    if not isinstance(path, str) or not path.endswith(".py") or not os.path.isfile(path):
         raise NotIdentifiable(f"module {module_name!r} has no Python source file")
     # by content, not name: a user's model file is imported under a per-process name
-    return f"file:{_file_digest(path)}"
+    return f"file:{_file_digest_now(path)}"
 
 
 def _lookup(module_name: str, qualname: str):
@@ -390,7 +435,7 @@ def program_key(name: str, owner: str, treedef, leaves) -> str:
     abstract = jax.tree.unflatten(treedef, [_Abstract(leaf) for leaf in leaves])
     h = hashlib.sha256()
     printer = _Fingerprinter(h)
-    printer.put(name, owner, source_digest())
+    printer.put(name, owner, source_digest(), user_sources_digest())
     printer.walk(environment())
     printer.walk(abstract)
     return h.hexdigest()
@@ -525,6 +570,18 @@ class PersistentFunction:
         program = self._programs.get(signature)
         if program is None:
             program = self._programs[signature] = self._program(treedef, leaves)
+            if program is not self._jitted:
+                try:  # the first call compiles the exported module
+                    return program(*leaves)
+                except Exception as err:  # noqa: BLE001 - never worse than plain jit
+                    warnings.warn(
+                        f"the exported program of {self.name} failed on its first call "
+                        f"({type(err).__name__}: {err}); jitting it instead",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
+                    self.fallbacks += 1
+                    program = self._programs[signature] = self._jitted
         if program is self._jitted:
             return program(*args)
         return program(*leaves)
@@ -586,4 +643,5 @@ __all__ = [
     "identity",
     "program_key",
     "source_digest",
+    "user_sources_digest",
 ]
