@@ -21,44 +21,53 @@ HERE = Path(__file__).parent
 CONFIG = HERE / "fixtures" / "tiny_job" / "tiny.yaml"
 
 
-def _run_child(cache: Path) -> dict:
+def _start(cache: Path) -> subprocess.Popen:
     env = dict(os.environ, IL6RCC_JAX_CACHE=str(cache), EQX_ON_ERROR="nan", JAX_PLATFORMS="cpu")
-    out = subprocess.run(
+    return subprocess.Popen(
         [sys.executable, str(HERE / "_export_child.py"), str(CONFIG)],
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=900,
-        check=False,
     )
-    assert out.returncode == 0, out.stderr[-4000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _finish(process: subprocess.Popen) -> dict:
+    out, err = process.communicate(timeout=900)
+    assert process.returncode == 0, err[-4000:]
+    return json.loads(out.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
 def two_processes(tmp_path_factory):
-    """The same job evaluated by two processes, one after the other, on one cache."""
+    """Two processes evaluate the same job at once on one empty cache folder (both
+    trace, export and write the same entries), then a third one reads them back."""
     cache = tmp_path_factory.mktemp("jax-cache")
-    return cache, _run_child(cache), _run_child(cache)
+    at_once = [_start(cache), _start(cache)]
+    first, other = (_finish(p) for p in at_once)
+    return cache, first, other, _finish(_start(cache))
 
 
 def _entries(cache: Path) -> list[Path]:
     return sorted((cache / "exported").glob("*.jaxexp"))
 
 
-def test_a_second_process_reads_the_programs_back_without_tracing(two_processes):
-    cache, first, second = two_processes
-    assert first["traces"] > 0
-    assert (first["exports"], first["hits"], first["fallbacks"]) == (3, 0, 0)
+def test_a_later_process_reads_the_programs_back_without_tracing(two_processes):
+    cache, first, other, later = two_processes
+    for run in (first, other):
+        assert run["traces"] > 0 and run["fallbacks"] == 0
+        assert run["exports"] + run["hits"] == 3
     assert len(_entries(cache)) == 3  # value_and_grad, log_density, record
-    # the second process never traced the vector field: every program came from disk
-    assert second["traces"] == 0
-    assert (second["exports"], second["hits"], second["fallbacks"]) == (0, 3, 0)
-    for name in ("value", "grad", "log_density"):
-        assert_array_equal(second[name], first[name], err_msg=name)
-    assert second["record"].keys() == first["record"].keys()
-    for name, values in first["record"].items():
-        assert_array_equal(second["record"][name], values, err_msg=name)
+    assert not list((cache / "exported").glob(".tmp-*"))  # no temporary file left
+    # the later process never traced the vector field: every program came from disk
+    assert later["traces"] == 0
+    assert (later["exports"], later["hits"], later["fallbacks"]) == (0, 3, 0)
+    for run in (first, other):
+        for name in ("value", "grad", "log_density"):
+            assert_array_equal(later[name], run[name], err_msg=name)
+        assert later["record"].keys() == run["record"].keys()
+        for name, values in run["record"].items():
+            assert_array_equal(later["record"][name], values, err_msg=name)
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +101,8 @@ def test_a_changed_setting_is_a_new_program_with_new_results(
 ):
     cache, base_keys, base_result = exported_in_process
     # this process's program agrees with the child processes' (same job, same point)
-    np.testing.assert_allclose(base_result["value"], two_processes[1]["value"], rtol=1e-12)
-    np.testing.assert_allclose(base_result["grad"], two_processes[1]["grad"], rtol=1e-10)
+    np.testing.assert_allclose(base_result["value"], two_processes[3]["value"], rtol=1e-12)
+    np.testing.assert_allclose(base_result["grad"], two_processes[3]["grad"], rtol=1e-10)
     monkeypatch.setenv("IL6RCC_JAX_CACHE", str(cache))
     before = set(_entries(cache))
     changed, result = evaluate(str(CONFIG), overrides, full=False)
