@@ -22,6 +22,7 @@ and the MAP's start jitter are stated in those units.
 from __future__ import annotations
 
 import abc
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -29,6 +30,8 @@ from functools import cached_property
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from ._exported import PersistentFunction, identity
 
 #: Value that stands for an infinite negative log density inside optimisers (a finite
 #: number keeps line searches and finite differences free of NaN).
@@ -137,6 +140,10 @@ class CompiledPosterior:
     ``record(xs, data)``:
     :meth:`Posterior.record` of many draws, mapped one after the other (a failed solve
     of one draw cannot touch the others, as it can inside a vmapped batch).
+
+    The functions that solve ODEs are :class:`~il6rcc.inference._exported.PersistentFunction`:
+    their traced programs are kept on disk next to the compilation cache, so a later
+    process (a resumed run, the next fit of a sweep) neither traces nor compiles them.
     """
 
     def __init__(self, posterior: Posterior):
@@ -149,14 +156,22 @@ class CompiledPosterior:
                 ok = jnp.isfinite(value) & jnp.all(jnp.isfinite(grad))
                 return jnp.where(ok, value, BIG), jnp.where(ok, grad, 0.0)
 
-            return jax.jit(safe_value_and_grad)
+            return safe_value_and_grad
 
-        self._value_and_grad = walled(posterior.log_density)
-        self._likelihood_value_and_grad = walled(posterior.log_likelihood)
-        self._log_density = jax.jit(posterior.log_density)
-        self._record = jax.jit(
-            lambda xs, data: jax.lax.map(lambda x: posterior.record(x, data), xs)
+        def record_many(xs, data):
+            return jax.lax.map(lambda x: posterior.record(x, data), xs)
+
+        # functions that solve ODEs: traced once, then read back from disk by later
+        # processes (see il6rcc.inference._exported)
+        owner = functools.cache(lambda: identity(posterior))
+        self._value_and_grad = PersistentFunction(
+            "value_and_grad", walled(posterior.log_density), owner
         )
+        self._likelihood_value_and_grad = PersistentFunction(
+            "likelihood_value_and_grad", walled(posterior.log_likelihood), owner
+        )
+        self._log_density = PersistentFunction("log_density", posterior.log_density, owner)
+        self._record = PersistentFunction("record", record_many, owner)
         self._natural = jax.jit(jax.vmap(posterior.natural, in_axes=(0, None)))
 
     def value_and_grad(self, x, data) -> tuple[float, np.ndarray]:
