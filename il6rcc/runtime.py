@@ -142,10 +142,12 @@ def use_cpu_devices(n: int) -> bool:
 
     try:
         jax.config.update("jax_num_cpu_devices", int(n))
-    except RuntimeError:
+    except RuntimeError:  # JAX has started: fine if it has that many CPU devices anyway
+        if len(jax.devices("cpu")) == n:
+            return True
         warnings.warn(
             f"cpu_devices asks for {n} CPU device(s), but JAX already runs with "
-            f"{len(jax.devices())} device(s): the count is fixed once JAX has computed "
+            f"{len(jax.devices('cpu'))}: the count is fixed once JAX has computed "
             f"anything. Start a new process to change it.",
             RuntimeWarning,
             stacklevel=2,
