@@ -149,7 +149,12 @@ def format_validation_error(source: str, err: ValidationError) -> str:
 
 
 def config_hash(config: RunConfig) -> str:
-    canonical = json.dumps(config.model_dump(mode="json"), sort_keys=True)
+    dump = config.model_dump(mode="json")
+    if dump.get("cpu_devices") is None:
+        # Added after runs were started: left out when not set, so that their
+        # config.yaml hashes as before and they can still be resumed.
+        dump.pop("cpu_devices", None)
+    canonical = json.dumps(dump, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -314,11 +314,16 @@ EVIDENCE_ONLY = ("simulate", "data", "priors", "likelihood", "predict")
 
 class RunConfig(Section):
     """A whole job. ``name`` labels the run; ``device``: ``cpu`` or ``gpu``.
-    ``solver``: the ODE solver (default: the model's own; for a PEtab problem the
-    tolerances 1e-8 its reference values were computed with)."""
+    ``cpu_devices``: how many XLA devices the host CPU is split into, over which
+    ``solver.batching: shard`` spreads the conditions of one log density: ``auto`` (the
+    cores the process may use), an integer, or null (not set: JAX's default, one device;
+    with ``batching: shard``, ``auto``). ``solver``: the ODE solver (default: the
+    model's own; for a PEtab problem the tolerances 1e-8 its reference values were
+    computed with)."""
 
     name: str = "il6rcc"
     device: Literal["cpu", "gpu"] = "cpu"
+    cpu_devices: int | Literal["auto"] | None = None
     model: ModelSection = Field(default_factory=ModelSection)
     solver: SolverSettings | None = None
     simulate: SimulateSection = Field(default_factory=SimulateSection)
@@ -328,6 +333,37 @@ class RunConfig(Section):
     inference: InferenceSection = Field(default_factory=InferenceSection)
     diagnostics: Gates = Field(default_factory=Gates)
     predict: PredictSection = Field(default_factory=PredictSection)
+
+    @field_validator("cpu_devices", mode="before")
+    @classmethod
+    def _cpu_devices(cls, v):
+        if v is None or v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+            return v
+        raise ValueError(
+            "expected 'auto' (the cores this process may use), an integer >= 1 (XLA CPU "
+            "devices) or null"
+        )
+
+    @model_validator(mode="after")
+    def _shard_with_parallel_chains(self):
+        if (
+            self.solver is not None
+            and self.solver.batching == "shard"
+            and self.inference.nuts.chain_method == "parallel"
+        ):
+            raise ValueError(
+                "solver.batching 'shard' spreads one chain's conditions over the devices, "
+                "inference.nuts.chain_method 'parallel' puts one chain on each: choose one "
+                "(batching 'vmap' with parallel chains, or chain_method 'sequential' with "
+                "shard)"
+            )
+        return self
+
+    def cpu_device_request(self) -> int | Literal["auto"] | None:
+        """``cpu_devices`` as given, or ``auto`` when it is not and the solver shards."""
+        if self.cpu_devices is None and self.solver is not None:
+            return "auto" if self.solver.batching == "shard" else None
+        return self.cpu_devices
 
 
 __all__ = [

@@ -104,6 +104,58 @@ def setup(*, x64: bool = True, on_error: str = "nan") -> None:
         enable_compilation_cache(cache)
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, which Slurm, taskset and
+    containers set; the machine's count where the platform has no affinity)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def cpu_device_count(value: int | str | None) -> int | None:
+    """The number of XLA CPU devices a config's ``cpu_devices`` asks for: ``auto``:
+    :func:`available_cores`; an integer: itself; None: none asked for (JAX's default:
+    one device, or ``--xla_force_host_platform_device_count`` in ``XLA_FLAGS``)."""
+    if value is None:
+        return None
+    if value == "auto":
+        return available_cores()
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    raise ValueError(
+        f"cpu_devices: expected 'auto' or an integer >= 1, got {value!r} ({type(value).__name__})"
+    )
+
+
+def use_cpu_devices(n: int) -> bool:
+    """Split the host CPU into ``n`` XLA devices, over which ``solver.batching: shard``
+    spreads a batch of conditions (each device runs its own thread).
+
+    JAX fixes its device count when its backend starts (at the first computation), so
+    entry points call this after reading a config and before computing anything.
+    Returns False, with a warning naming the count in effect, when the backend already
+    runs with another count (a notebook or a library caller that computed before):
+    results are the same, only the layout differs.
+    """
+    import jax
+
+    try:
+        jax.config.update("jax_num_cpu_devices", int(n))
+    except RuntimeError:  # JAX has started: fine if it has that many CPU devices anyway
+        if len(jax.devices("cpu")) == n:
+            return True
+        warnings.warn(
+            f"cpu_devices asks for {n} CPU device(s), but JAX already runs with "
+            f"{len(jax.devices('cpu'))}: the count is fixed once JAX has computed "
+            f"anything. Start a new process to change it.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return False
+    return True
+
+
 def require_x64() -> None:
     """Raise a clear error when float64 is off (ODE solves need it)."""
     import jax
@@ -134,9 +186,12 @@ def device_description() -> dict[str, str]:
 __all__ = [
     "CACHE_MAX_BYTES",
     "CACHE_MIN_COMPILE_SECS",
+    "available_cores",
     "compilation_cache_dir",
+    "cpu_device_count",
     "device_description",
     "enable_compilation_cache",
     "require_x64",
     "setup",
+    "use_cpu_devices",
 ]

@@ -31,13 +31,17 @@ Against scipy's bivariate normal CDF the 3-tier probability agrees to about 1e-8
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 
 #: Half-width of the grid beyond the extreme levels, in noise SDs.
 MARGIN = 8.5
-_LOG_SQRT_2PI = 0.5 * jnp.log(2.0 * jnp.pi)
+# A Python float: a JAX constant here would start JAX (fixing its device count) at
+# import, and in float32 when imported before float64 is switched on.
+_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
 def _log_phi(x):

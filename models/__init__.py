@@ -1,5 +1,8 @@
 """ODE models of the IL-6/SOCS3/JAK-STAT circuit, and the machinery to simulate them."""
 
+from ._batching import BATCHING as BATCHING
+from ._batching import batched as batched
+from ._batching import shard_count as shard_count
 from ._bdf import BDF as BDF
 from ._bdf import BDFInterpolation as BDFInterpolation
 from ._bdf import BDFState as BDFState

@@ -35,6 +35,7 @@ import optimistix as optx
 
 from ..errors import ModelSpecError
 from ..runtime import require_x64
+from ._batching import batched
 from ._events import OK, solve_with_events
 from ._model import Condition, ODEModel, condition_inputs
 from ._schedule_events import ScheduleLayout, schedule_slots
@@ -473,12 +474,6 @@ def _solve_scheduled(model, solver, events, params, inputs, y0, times, values, d
     return out.ys, out.ps[:, n_p : n_p + n_u], ok, out.num_steps
 
 
-def _batched(fn, solver: SolverSettings):
-    if solver.batching == "vmap":
-        return jax.vmap(fn)
-    return lambda *xs: jax.lax.map(lambda a: fn(*a), xs)
-
-
 def basal_states(
     model: ODEModel,
     solver: SolverSettings,
@@ -602,7 +597,7 @@ def _simulate_arrays(
             obs = jax.vmap(lambda t, y: model.observe(t, y, p1, u1))(ts, safe)
             return safe, obs, ok, n
 
-        return _batched(one, solver)(p, u, y_start)
+        return batched(one, solver.batching)(p, u, y_start)
 
     def solve_scheduled(p, u, y_start, ts, values, dose_t):
         def one(p1, u1, y1, v1, t1):
@@ -611,7 +606,7 @@ def _simulate_arrays(
             obs = jax.vmap(lambda t, y, ut: model.observe(t, y, p1, ut))(ts, safe, us)
             return safe, obs, ok, n
 
-        return _batched(one, solver)(p, u, y_start, values, dose_t)
+        return batched(one, solver.batching)(p, u, y_start, values, dose_t)
 
     row_of = {} if schedule is None else {c: r for r, c in enumerate(schedule.conditions)}
 

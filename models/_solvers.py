@@ -8,13 +8,13 @@ minute-scale phosphorylation with day-scale growth.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import diffrax
 import optimistix as optx
 from pydantic import ConfigDict
 
 from ..errors import ModelSpecError, choices
+from ._batching import BATCHING, Batching
 from ._bdf import BDF
 
 #: Solver classes by name. Implicit (ESDIRK) solvers get a chord root finder, see
@@ -55,8 +55,6 @@ ADJOINTS: dict[str, type[diffrax.AbstractAdjoint]] = {
 #: The adjoint name that leaves the choice to the caller (see ``SolverSettings.adjoint``).
 AUTO = "auto"
 
-Batching = Literal["vmap", "map"]
-
 
 @dataclass(frozen=True)
 class SolverSettings:
@@ -73,7 +71,10 @@ class SolverSettings:
             :func:`il6rcc.petab_io.gradient_solver`; elsewhere ``recursive_checkpoint``).
         root_finder: name in :data:`ROOT_FINDERS`, for implicit solvers.
         batching: ``vmap`` solves all conditions in lock-step (one vectorised loop);
-            ``map`` solves them one after another (each takes only its own steps).
+            ``map`` solves them one after another (each takes only its own steps);
+            ``shard`` splits the lock-step batch over the process's devices (on CPU:
+            the host devices set with the config's ``cpu_devices``; one device:
+            the same as ``vmap``). See :mod:`il6rcc.models._batching`.
         equilibration: how the basal steady state is approached before Newton's method
             polishes it: ``ptc`` (pseudo-transient continuation, default),
             ``ptc_integrate`` (with integration as fallback) or ``integrate`` (solve
@@ -123,8 +124,8 @@ class SolverSettings:
             )
         if self.root_norm not in ("max", "rms"):
             problems.append(f"root_norm {self.root_norm!r} is unknown; valid: 'max', 'rms'")
-        if self.batching not in ("vmap", "map"):
-            problems.append(f"batching {self.batching!r} is unknown; valid: 'map', 'vmap'")
+        if self.batching not in BATCHING:
+            problems.append(f"batching {self.batching!r} is unknown; valid: {choices(BATCHING)}")
         for name in ("rtol", "atol", "equilibration_time", "steady_state_tol", "root_tol_factor"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and not isinstance(value, bool) and value > 0):

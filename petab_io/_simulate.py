@@ -29,7 +29,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..models import OK, STATUS_TEXT, SolverSettings, controller, solve_with_events, status_of
+from ..models import (
+    OK,
+    STATUS_TEXT,
+    SolverSettings,
+    batched,
+    controller,
+    solve_with_events,
+    status_of,
+)
 from ._events import SbmlEvents
 from ._problem import PetabProblem
 from ._steady import conservation_laws, steady_state
@@ -71,12 +79,6 @@ jax.tree_util.register_dataclass(
     data_fields=["states", "params", "status", "stage", "t_reached", "num_steps"],
     meta_fields=[],
 )
-
-
-def _batched(fn, solver: SolverSettings):
-    if solver.batching == "vmap":
-        return jax.vmap(fn)
-    return lambda *xs: jax.lax.map(lambda args: fn(*args), xs)
 
 
 def condition_parameters(problem: PetabProblem, pool) -> jnp.ndarray:
@@ -153,9 +155,9 @@ def simulate_states(
     if (pre >= 0).any():
         pre_ids, pre_of = np.unique(pre[pre >= 0], return_inverse=True)
         start = initial_states(problem, pool, pre_ids)
-        y_ss, st_ss, n_ss = _batched(lambda p, y: steady_state(model, cons, solver, p, y), solver)(
-            rows[pre_ids], start
-        )
+        y_ss, st_ss, n_ss = batched(
+            lambda p, y: steady_state(model, cons, solver, p, y), solver.batching
+        )(rows[pre_ids], start)
         where = np.flatnonzero(pre >= 0)
         flags = jnp.asarray(problem.condition_initial_set)[sim[where]] > 0.5
         values = pool[problem.condition_initial_index][sim[where]]
@@ -183,13 +185,15 @@ def simulate_states(
             )
             return out.ys, out.ps, out.status, out.t_reached, out.num_steps, out.y_end, out.p_end
 
-        ys, ps, st_int, t_int, n_int, y_end, p_end = _batched(one, solver)(rows[sim], y0, t_end)
+        ys, ps, st_int, t_int, n_int, y_end, p_end = batched(one, solver.batching)(
+            rows[sim], y0, t_end
+        )
     else:
 
         def one(p, y, t1):
             return _integrate(model, solver, p, y, times, t1)
 
-        ys, st_int, t_int, n_int, y_end = _batched(one, solver)(rows[sim], y0, t_end)
+        ys, st_int, t_int, n_int, y_end = batched(one, solver.batching)(rows[sim], y0, t_end)
         ps = jnp.broadcast_to(rows[sim][:, None, :], (n_sim, n_t, model.n_params))
         p_end = rows[sim]
     failed_before = status != OK
@@ -202,8 +206,8 @@ def simulate_states(
     y_inf = jnp.full((n_sim, model.n_states), jnp.nan)
     post = np.asarray(problem.steady_state_simulations, dtype=int)
     if post.size:
-        y_post, st_post, n_post = _batched(
-            lambda p, y: steady_state(model, cons, solver, p, y), solver
+        y_post, st_post, n_post = batched(
+            lambda p, y: steady_state(model, cons, solver, p, y), solver.batching
         )(p_end[post], jnp.where(jnp.isfinite(y_end[post]), y_end[post], y0[post]))
         y_inf = y_inf.at[post].set(y_post)
         fresh = status[post] == OK

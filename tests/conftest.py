@@ -42,6 +42,7 @@ LONG_FILES = (
     "test_petab_events.py",
     "test_petab_transfer.py",
     "test_profile.py",
+    "test_models_sharding.py",
 )
 
 

@@ -6,6 +6,7 @@ One run pipeline writes run folders (:func:`run_fit`, :func:`resume_fit`,
 
 from ._build import build_posterior as build_posterior
 from ._build import evidence_problem as evidence_problem
+from ._build import use_config_devices as use_config_devices
 from ._run_folder import RunFolder as RunFolder
 from ._run_folder import open_run as open_run
 from ._run_folder import reproduction_rates as reproduction_rates

@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 from pathlib import Path
 
+from .. import runtime
 from ..configs import LoadedConfig, model_from_config, solver_from_config
 from ..data import build_arrays, load_evidence, shipped_evidence_paths
 from ..data import columns as C
@@ -130,14 +131,26 @@ def petab_files(problem_yaml: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in suffixes)
 
 
+def use_config_devices(loaded: LoadedConfig) -> int | None:
+    """Split the host CPU into the devices the config's ``cpu_devices`` asks for (see
+    :meth:`il6rcc.configs.RunConfig.cpu_device_request`), before JAX computes anything;
+    returns that count (None: none asked for, JAX's default kept)."""
+    n = runtime.cpu_device_count(loaded.config.cpu_device_request())
+    if n is not None:
+        runtime.use_cpu_devices(n)
+    return n
+
+
 def build_posterior(loaded: LoadedConfig) -> tuple[Posterior, dict]:
     """The posterior a config fits, and ``info`` (kind, input hashes and sizes).
 
-    Every user error surfaces here, before any output is written."""
+    Every user error surfaces here, before any output is written. The CPU devices the
+    config asks for are set first (:func:`use_config_devices`)."""
     cfg = loaded.config
+    n_cpu = use_config_devices(loaded)
     if cfg.model.petab is None:
         problem, info = evidence_problem(loaded)  # an EvidenceProblem
-        return EvidencePosterior(problem), info
+        return EvidencePosterior(problem), {**info, "cpu_devices": n_cpu}
     from ..petab_io import DEFAULT_SOLVER, PetabPosterior, gradient_solver, load_problem
 
     problem_yaml = loaded.resolve(cfg.model.petab)
@@ -152,12 +165,14 @@ def build_posterior(loaded: LoadedConfig) -> tuple[Posterior, dict]:
         "prior_tables": {},
         "n_measurements": petab_problem.n_measurements,
         "n_estimated": len(petab_problem.parameters.estimated_ids),
+        "cpu_devices": n_cpu,
     }
     return posterior, info
 
 
 __all__ = [
     "build_posterior",
+    "use_config_devices",
     "evidence_paths",
     "evidence_problem",
     "file_hashes",

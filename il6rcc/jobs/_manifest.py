@@ -105,7 +105,11 @@ def manifest(loaded, run_loaded, info: dict, argv) -> dict:
         "seeds": {"inference.seed": cfg.inference.seed},
         "git": git_state(),
         "packages": package_versions(),
-        "device": runtime.device_description(),
+        "device": {
+            **runtime.device_description(),
+            # asked for by the config's cpu_devices ("" when none: JAX's default)
+            "cpu_devices": "" if info.get("cpu_devices") is None else str(info["cpu_devices"]),
+        },
         "environment": {
             k: os.environ.get(k, "")
             for k in ("XLA_FLAGS", "JAX_PLATFORMS", "EQX_ON_ERROR", "JAX_ENABLE_X64")

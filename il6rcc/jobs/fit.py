@@ -98,7 +98,7 @@ def _resolved_config(loaded: LoadedConfig) -> dict:
     if loaded.config.model.petab is not None:
         resolved["model"] = {"petab": str(loaded.resolve(loaded.config.model.petab).resolve())}
         # only the sections a PEtab job uses: the others are refused when it is loaded
-        keep = ("name", "device", "model", "solver", "inference", "diagnostics")
+        keep = ("name", "device", "cpu_devices", "model", "solver", "inference", "diagnostics")
         return {k: v for k, v in resolved.items() if k in keep and v is not None}
     for key in ("tables", "digitised"):
         resolved["data"][key] = [str(loaded.resolve(p)) for p in resolved["data"][key]]

@@ -16,6 +16,7 @@ from .. import _io
 from ..configs import load_config, model_from_config, shipped_config, solver_from_config
 from ..errors import ConfigError
 from ..models import make_batch, simulate
+from ._build import use_config_devices
 
 
 def plot_panels(sim, panels, path: Path) -> Path:
@@ -56,6 +57,7 @@ def run_simulate(config: str | Path | None, out: Path) -> Path:
     cfg = loaded.config
     if not cfg.simulate.experiments:
         raise ConfigError(f"{loaded.path}: key simulate.experiments: no experiments to simulate")
+    use_config_devices(loaded)
     model = model_from_config(loaded)
     batch = make_batch(model, [e.to_condition() for e in cfg.simulate.experiments])
     start = time.perf_counter()
