@@ -52,12 +52,57 @@ def _names(runs) -> list[str]:
     return names
 
 
-def _loo(tree):
+#: a row whose log-likelihood varies less than this over the draws (absolute, log
+#: units) does not depend on them: its leave-one-out density is that value, exactly
+CONSTANT_ROW_TOL = 1e-9
+
+
+def _loo(run):
+    """PSIS-LOO of a run. Draws of an approximation (MAP + Laplace, SVI: ``lp`` and
+    ``log_q`` in sample_stats) are draws of q, not of the posterior: their LOO corrects
+    for that (arviz's ``loo_approximate_posterior``, with the true log density ``lp``).
+    Rows whose log-likelihood is the same in every draw (a qualitative row the model
+    reproduces with certainty) enter with that value and Pareto k 0: smoothing their
+    constant ratios is undefined (arviz raises), and nothing about them needs it."""
     import arviz as az
 
+    tree, name = run.tree, run.log_likelihood_name
+    ll = tree["log_likelihood"][name]
+    row_dim = ll.dims[-1]
+    flat = np.asarray(ll).reshape(-1, ll.shape[-1])
+    constant = np.ptp(flat, axis=0) < CONSTANT_ROW_TOL
+    varying = tree
+    if constant.any():
+        varying = tree.copy()
+        varying["log_likelihood"] = tree["log_likelihood"].isel(
+            {row_dim: np.flatnonzero(~constant)}
+        )
+    stats = tree["sample_stats"] if "sample_stats" in tree.children else None
+    approximate = stats is not None and "log_q" in stats and "lp" in stats
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # k-hat problems are reported below
-        return az.loo(tree, pointwise=True)
+        if approximate:
+            loo = az.loo_approximate_posterior(
+                varying, stats["lp"], stats["log_q"], pointwise=True, var_name=name
+            )
+        else:
+            loo = az.loo(varying, pointwise=True, var_name=name)
+    if not constant.any():
+        return loo, approximate
+    # the full rows: the varying ones' results, the constant ones exactly (k 0)
+    template = ll.isel({d: 0 for d in ll.dims[:-1]}, drop=True)
+    values = np.empty(len(constant))
+    values[~constant] = np.asarray(loo.elpd_i)
+    values[constant] = flat[0, constant]
+    k = np.zeros(len(constant))
+    k[~constant] = np.asarray(loo.pareto_k)
+    new = copy.copy(loo)
+    new.elpd_i = template.copy(data=values)
+    new.pareto_k = template.copy(data=k)
+    new.elpd = float(np.sum(values))
+    new.se = float(np.sqrt(len(values) * np.var(values)))
+    new.n_data_points = int(len(constant))
+    return new, approximate
 
 
 def _refit_elpd(run_dir: Path, holdout: list[str], tag: str, quiet: bool) -> dict[str, float]:
@@ -119,10 +164,12 @@ def run_compare(
     row_ids = np.asarray(rows[0])
     results, report = {}, {}
     for name, d, run in zip(names, run_dirs, runs, strict=True):
-        loo = _loo(run.tree)
+        loo, approximate = _loo(run)
         k = np.asarray(loo.pareto_k)
         bad = [str(r) for r in row_ids[k > loo.good_k]]
-        method = "psis-loo"
+        method = (
+            "psis-loo of an approximation (importance-corrected)" if approximate else "psis-loo"
+        )
         elpd_i = np.asarray(loo.elpd_i).copy()
         if bad and refit != "none" and run.kind != "evidence":
             method = "psis-loo (high Pareto k rows not refitted: PEtab runs have no holdout)"

@@ -466,7 +466,11 @@ def write_markdown(
         )
         out.append("")
     unreliable = (
-        compare[(compare["n_high_k"].astype(float) > 0) & (compare["method"] == "psis-loo")]
+        compare[
+            (compare["n_high_k"].astype(float) > 0)
+            & compare["method"].astype(str).str.startswith("psis-loo")
+            & ~compare["method"].astype(str).str.startswith("psis-loo +")
+        ]
         if "n_high_k" in compare
         else compare.iloc[0:0]
     )
