@@ -278,7 +278,6 @@ def _map_stage(posterior: Posterior, data, settings: MapSettings, key, ckpt: dic
     res = map_multistart(
         posterior, key, settings, data, progress=say, finished=finished, on_start=checkpoint
     )
-    checkpoint(res)
     lap = laplace_approximation(posterior, res.x, data)
     seconds = time.perf_counter() - t0
     directions = hessian_directions(lap.hessian, names)
