@@ -179,3 +179,19 @@ def test_element_names_come_from_axis_values(tmp_path):
     assert plan.elements[1].overrides == {"priors.width_factor": 0.5, "inference.seed": 1}
     assert load_sweep_config(path).executor.kind == "local"
     shutil.rmtree(tmp_path / "none", ignore_errors=True)
+
+
+def test_a_key_added_with_its_default_since_an_element_ran_is_not_a_change():
+    """A run folder written before il6rcc gained a config key (here ``cpu_devices``,
+    default null) is still the same element; a changed value is not."""
+    from il6rcc.jobs.sweep._plan import same_config, validate
+
+    new = validate(plan_sweep(FIX / "local.yaml"))[OK[0]]
+    as_written = yaml.safe_load(new)
+    assert "cpu_devices" in as_written
+    del as_written["cpu_devices"]
+    old = yaml.safe_dump(as_written, sort_keys=True)
+    assert old != new and same_config(old, new)
+    as_written["inference"]["seed"] = as_written["inference"]["seed"] + 1
+    assert not same_config(yaml.safe_dump(as_written, sort_keys=True), new)
+    assert not same_config("kind: profile\nparameter: k_a\n", new)

@@ -22,6 +22,7 @@ from ... import _io
 from ...configs import (
     ParameterAxis,
     ProfileOptions,
+    RunConfig,
     SweepConfig,
     ValuesAxis,
     load_config,
@@ -197,6 +198,22 @@ def validate(plan: SweepPlan, extra: Mapping[str, Mapping[str, Any]] = ()) -> di
     return texts
 
 
+def same_config(old_text: str, new_text: str) -> bool:
+    """Whether an element config written by an earlier run of the sweep says what
+    ``new_text`` says. Both are read through the current schema, so a key that a later
+    il6rcc added with a default (and an earlier one therefore did not write) is not a
+    change; any value that differs is. Profile specs, which are not job configs, are
+    compared as text."""
+    if old_text == new_text:
+        return True
+    try:
+        old = RunConfig.model_validate(yaml.safe_load(old_text))
+        new = RunConfig.model_validate(yaml.safe_load(new_text))
+    except (ValueError, TypeError, yaml.YAMLError):
+        return False
+    return old.model_dump(mode="json") == new.model_dump(mode="json")
+
+
 def prepare(plan: SweepPlan, out: Path, extra: Mapping[str, Mapping[str, Any]] = ()) -> None:
     """Validate every element's config, check that the elements already run under
     ``out`` were run with the same configs, then write the element configs and
@@ -206,7 +223,7 @@ def prepare(plan: SweepPlan, out: Path, extra: Mapping[str, Mapping[str, Any]] =
     for el in plan.elements:
         p = element_paths(out, el.name)
         if p["config"].is_file() and run_status(p["run"]) != "pending":
-            if p["config"].read_text() != texts[el.name]:
+            if not same_config(p["config"].read_text(), texts[el.name]):
                 changed.append(el.name)
     if changed:
         raise ConfigError(
