@@ -31,9 +31,10 @@ Run: ``python benchmarks/bench_petab.py`` (``make bench`` runs everything). The 
 Chen_MSB2009 (500 states) is measured apart, into ``results/petab_chen.*``:
 ``OPENBLAS_NUM_THREADS=1 python benchmarks/bench_petab.py --problems Chen_MSB2009
 --settings bdf --repeats 2 --no-warmup --no-il6rcc-gradient --amici-gradients
-bare-adjoint --name petab_chen`` (one il6rcc llh takes minutes, its reverse-mode
-gradient did not finish in 20; see RESULTS.md). Models evaluated by a tape also get
-their solver kernels timed and their Jacobian's sparsity reported (:func:`kernel_costs`).
+bare-adjoint --name petab_chen`` (one il6rcc llh takes half a minute on loaded
+cores; compiling its reverse-mode gradient took 14 min; see RESULTS.md). Models
+evaluated by a tape also get their solver kernels timed (dense, and the sparse ones the
+BDF uses) and their Jacobian's sparsity reported (:func:`kernel_costs`).
 """
 
 from __future__ import annotations
