@@ -170,8 +170,8 @@ def test_gradient_matches_central_finite_differences(name):
 @pytest.mark.slow
 def test_chen_with_the_sparse_bdf():
     """Chen_MSB2009 (500 states) by the BDF with its sparse LU (the Jacobian's pattern
-    from the tape) reproduces the reference llh (rtol 1e-3). Minutes on 2 cores
-    (compile 1-2 min, the llh half a minute; see benchmarks/RESULTS.md)."""
+    from the tape) reproduces the reference llh (rtol 1e-3). 6.6 min at nice 19 on 2
+    cores loaded 6-fold (2026-12-01); mostly compilation (benchmarks/RESULTS.md)."""
     problem = load_problem(problem_path("Chen_MSB2009"))
     assert sparse_solver_for(problem.model.jacobian_pattern) is not None
     llh, parameters = make_llh(problem, dataclasses.replace(DEFAULT_SOLVER, solver="bdf"))
