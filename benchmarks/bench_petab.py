@@ -366,6 +366,13 @@ def prepare_amici(
     rdatas = bare(None)
     out["steps"] = int(sum(int(np.asarray(r.numsteps)[-1]) for r in rdatas))
     out["rhs_evaluations"] = int(sum(int(np.asarray(r.num_rhs_evals)[-1]) for r in rdatas))
+
+    def total(field):  # pre-/post-equilibration: [Newton, integration, Newton] steps
+        values = [getattr(r, field, None) for r in rdatas]
+        return int(sum(np.sum(np.asarray(v)) for v in values if v is not None))
+
+    out["preequilibration_steps"] = total("preeq_numsteps")
+    out["postequilibration_steps"] = total("posteq_numsteps")
     # the bare call must compute what simulate_petab does (same llh, status 0)
     out["llh_bare"] = float(sum(r.llh for r in rdatas))
     out["status_bare"] = sorted({int(r.status) for r in rdatas})
@@ -621,8 +628,20 @@ def report(res: dict) -> str:
                 am.get("gradient_adjoint", {}), am.get("gradient_forward", {})
             ).get("max_abs_diff_over_max_abs", float("nan"))
             text.append(
-                f"- AMICI: llh {am['llh']:.6f}; {am['steps']} steps, "
-                f"{am['rhs_evaluations'] / am['steps']:.2f} RHS per step (llh only); "
+                f"- AMICI: llh {am['llh']:.6f}; {am['steps']} steps"
+                + (
+                    f", {am['rhs_evaluations'] / am['steps']:.2f} RHS per step (llh only)"
+                    if am["steps"]
+                    else ""
+                )
+                + (
+                    f"; steady states: {am.get('preequilibration_steps', 0)} "
+                    f"pre- and {am.get('postequilibration_steps', 0)} post-equilibration "
+                    "steps (Newton + integration)"
+                    if "postequilibration_steps" in am
+                    else ""
+                )
+                + "; "
                 f"import + compile "
                 f"{am['import_compile_s']:.0f} s; max_steps {am['solver']['max_steps']}; "
                 f"adjoint vs forward gradient {adj:.1e}"
@@ -737,8 +756,8 @@ def main(argv=None) -> int:
             kernels = kernel_costs(name)
             if kernels is not None:
                 res["problems"][name]["kernels"] = kernels
-            print(report({"problems": {name: res["problems"][name]}}), flush=True)
             write_results(res, args.name, args.out)  # each problem as it finishes
+            print(report({"problems": {name: res["problems"][name]}}), flush=True)
     finally:
         if OWN_CACHE is not None:
             shutil.rmtree(OWN_CACHE, ignore_errors=True)
