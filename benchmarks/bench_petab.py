@@ -1,8 +1,9 @@
 """Log-likelihood and gradient of published PEtab problems: il6rcc against AMICI at
 its best (issues 7 and 16).
 
-For each problem (Boehm_JProteomeRes2014, Raia_CancerResearch2011, Bachmann_MSB2011),
-in one process:
+For each problem (every Benchmark-Models problem il6rcc ships, :data:`PROBLEMS`, with
+SBML events in Smith_BMCSystBiol2013, steady-state measurements in
+Blasi_CellSystems2016; the large Chen_MSB2009 apart, see below), in one process:
 
 * il6rcc: ``il6rcc.petab_io.make_llh`` at the nominal parameters with the solver
   settings given (default: the PEtab default, and the BDF solver), the llh and its
@@ -25,7 +26,10 @@ processes falls on all alike; the tables give the median and the minimum over th
 rounds of wall time, and the process CPU time (which load inflates less). Ratios are
 il6rcc over the peer's **best** call for that quantity (the fastest of the bare and the
 ``simulate_petab`` calls; for the gradient also of forward and adjoint). Both must give
-the published llh (rtol 1e-3); gradients are compared too.
+the published llh (rtol 1e-3) before anything is timed: a side that does not is not
+timed, and an AMICI call that fails (status != 0) is not timed either; gradients are
+compared too. The summary records (:func:`records`) take il6rcc's faster setting for
+each quantity, as they take the peer's faster call.
 
 Run: ``python benchmarks/bench_petab.py`` (``make bench`` runs everything). The large
 Chen_MSB2009 (500 states) is measured apart, into ``results/petab_chen.*``:
@@ -59,6 +63,10 @@ import _common as C
 OWN_CACHE = tempfile.mkdtemp(prefix="il6rcc_bench_cache_") if __name__ == "__main__" else None
 if OWN_CACHE is not None:
     os.environ["IL6RCC_JAX_CACHE"] = OWN_CACHE
+    # One BLAS thread, as AMICI's one thread (a 500 x 500 LU took 170 ms with
+    # OpenBLAS's default threads against 10 ms with one, under load: RESULTS.md, Chen).
+    # Set before numpy loads OpenBLAS; recorded in the environment.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 C.setup()  # float64 and EQX_ON_ERROR=nan before JAX/equinox are imported
 
 import jax  # noqa: E402
@@ -69,6 +77,7 @@ from il6rcc.petab_io import (  # noqa: E402
     BENCHMARK_PROBLEMS,
     DEFAULT_SOLVER,
     REFERENCE_LLH,
+    gradient_solver,
     load_problem,
     make_llh,
     problem_path,
@@ -78,7 +87,7 @@ from il6rcc.petab_io import (  # noqa: E402
 #: large Chen_MSB2009). Published reference llh at the nominal parameters:
 #: ``REFERENCE_LLH`` (Raia has none agreed, see the petab README; its check is against
 #: AMICI only).
-PROBLEMS = ("Boehm_JProteomeRes2014", "Raia_CancerResearch2011", "Bachmann_MSB2011")
+PROBLEMS = tuple(p for p in BENCHMARK_PROBLEMS if p != "Chen_MSB2009")
 LLH_RTOL = 1e-3
 #: il6rcc settings measured by default: label -> changes to the PEtab default solver.
 #: The PEtab default's gradients are ``adjoint="auto"``: forward sensitivities for
@@ -105,10 +114,12 @@ def compile_timed(fn, *args) -> tuple[object, dict]:
     return compiled, {"trace_s": t1 - t0, "xla_s": t2 - t1, "total_s": t2 - t0}
 
 
-def prepare_il6rcc(name: str, label: str, changes: dict, gradient: bool = True) -> dict:
-    """Compile (cold and warm) and evaluate il6rcc's llh, and its gradient unless
-    ``gradient`` is false (for models whose reverse-mode gradient takes too long to
-    time); returns the results and the calls to time."""
+def prepare_il6rcc(
+    name: str, label: str, changes: dict, gradient: bool = True, warm: bool = True
+) -> dict:
+    """Compile (cold, and warm unless ``warm`` is false) and evaluate il6rcc's llh, and
+    its gradient unless ``gradient`` is false (for models whose reverse-mode gradient
+    takes too long to time); returns the results and the calls to time."""
     solver = dataclasses.replace(DEFAULT_SOLVER, **changes)
     t0 = time.perf_counter()
     problem = load_problem(problem_path(name))
@@ -125,17 +136,20 @@ def prepare_il6rcc(name: str, label: str, changes: dict, gradient: bool = True) 
         grad_c, compile_cold["grad"] = compile_timed(grad, theta)
     # A second run of a job: nothing in memory, compiled programs in the persistent
     # cache (tracing is paid again).
-    jax.clear_caches()
-    llh2, grad2, _, _ = build()
-    compile_warm = {"llh": compile_timed(llh2, theta)[1]}
-    if gradient:
-        compile_warm["grad"] = compile_timed(grad2, theta)[1]
+    compile_warm = {}
+    if warm:
+        jax.clear_caches()
+        llh2, grad2, _, _ = build()
+        compile_warm["llh"] = compile_timed(llh2, theta)[1]
+        if gradient:
+            compile_warm["grad"] = compile_timed(grad2, theta)[1]
     from il6rcc.petab_io._likelihood import _evaluate
 
     steps = int(np.sum(np.asarray(_evaluate(problem, solver, theta)[3])))
     out = {
         "label": label,
         "solver": dataclasses.asdict(solver),
+        "gradient_by": gradient_solver(problem, solver).adjoint,
         "load_s": load_s,
         "compile": compile_cold,
         "compile_warm": compile_warm,
@@ -164,6 +178,8 @@ def count_work(name: str, changes: dict) -> dict:
     _counting.reset()
     steps = int(np.sum(np.asarray(_evaluate(problem, settings, theta)[3])))
     work = _counting.counts()
+    if steps == 0:  # Newton steady states only (Blasi): nothing integrated
+        return {"steps": 0, **work}
     return {
         "steps": steps,
         **work,
@@ -176,9 +192,12 @@ def count_work(name: str, changes: dict) -> dict:
 def kernel_costs(name: str, repeats: int = 20) -> dict | None:
     """Milliseconds per call of the BDF's kernels on ``name``'s model, for models whose
     vector field is a tape (petab_io/_tape.py): the right-hand side, its Jacobian by
-    the tape's coloured sweep and by ``jax.jacfwd`` (what the BDF calls), the LU
-    factorisation of ``I - c J`` and one solve with it. At a random positive state and
-    parameters (the costs do not depend on the values); the Jacobian's sparsity too."""
+    the tape's coloured sweep and by ``jax.jacfwd`` (what the dense BDF calls), the
+    dense LU factorisation of ``I - c J`` and one solve with it, and, where the sparse
+    LU is chosen (``sparse_solver_for``), what the BDF then calls: the Jacobian's
+    nonzeros off the coloured sweep, the sparse factorisation and solve. At a random
+    positive state and parameters (the costs do not depend on the values); the
+    Jacobian's sparsity too."""
     problem = load_problem(problem_path(name))
     model = problem.model
     if not hasattr(model, "tape") or model.n_states < 60:
@@ -302,6 +321,13 @@ def prepare_amici(
     solver.set_absolute_tolerance(atol)
     out["solver"] = A.solver_description(solver)
     out["solver"]["max_steps"] = solver.get_max_steps()
+    out["solver"]["steady_state"] = {
+        "computation_mode": str(model.get_steady_state_computation_mode()),
+        "sensitivity_mode": str(model.get_steady_state_sensitivity_mode()),
+        "tolerance_factor": solver.get_steady_state_tolerance_factor(),
+        "sensitivity_tolerance_factor": solver.get_steady_state_sensi_tolerance_factor(),
+        "newton_max_steps": solver.get_newton_max_steps(),
+    }
     conditions = problem.get_simulation_conditions_from_measurement_df()
     mapping = create_parameter_mapping(
         petab_problem=problem,
@@ -341,7 +367,9 @@ def prepare_amici(
         result = petab_call(method)
         out[f"gradient_{method}"] = {k: float(v) for k, v in (result[SLLH] or {}).items()}
         out[f"status_{method}"] = sorted({int(r.status) for r in result["rdatas"]})
-    out["llh"] = float(petab_call(None)[LLH])
+    result = petab_call(None)
+    out["llh"] = float(result[LLH])
+    out["status_none"] = sorted({int(r.status) for r in result["rdatas"]})
 
     fill_in_parameters(
         edatas=edatas,
@@ -358,26 +386,59 @@ def prepare_amici(
     rdatas = bare(None)
     out["steps"] = int(sum(int(np.asarray(r.numsteps)[-1]) for r in rdatas))
     out["rhs_evaluations"] = int(sum(int(np.asarray(r.num_rhs_evals)[-1]) for r in rdatas))
-    out["calls"] = {
-        "AMICI run_simulations llh": lambda: bare(None),
-        "AMICI simulate_petab llh": lambda: petab_call(None),
-    }
+
+    def total(field):  # pre-/post-equilibration: [Newton, integration, Newton] steps
+        values = [getattr(r, field, None) for r in rdatas]
+        return int(sum(np.sum(np.asarray(v)) for v in values if v is not None))
+
+    out["preequilibration_steps"] = total("preeq_numsteps")
+    out["postequilibration_steps"] = total("posteq_numsteps")
+    # the bare call must compute what simulate_petab does (same llh, status 0)
+    out["llh_bare"] = float(sum(r.llh for r in rdatas))
+    out["status_bare"] = sorted({int(r.status) for r in rdatas})
+    for method in sorted({AMICI_GRADIENTS[g][1] for g in gradients}):
+        out[f"status_bare_{method}"] = sorted({int(r.status) for r in bare(method)})
+    out["calls"] = {}
+    failed = out["not_timed"] = []
+    if out["status_bare"] == [0]:
+        out["calls"]["AMICI run_simulations llh"] = lambda: bare(None)
+    else:
+        failed.append(f"run_simulations llh: status {out['status_bare']}")
+    if out["status_none"] == [0]:
+        out["calls"]["AMICI simulate_petab llh"] = lambda: petab_call(None)
+    else:
+        failed.append(f"simulate_petab llh: status {out['status_none']}")
     for g in gradients:
         entry, method = AMICI_GRADIENTS[g]
+        status = out[f"status_bare_{method}" if entry == "run_simulations" else f"status_{method}"]
+        if status != [0]:
+            failed.append(f"{entry} gradient {method}: status {status}")
+            continue
         call = bare if entry == "run_simulations" else petab_call
         out["calls"][f"AMICI {entry} gradient {method}"] = lambda c=call, m=method: c(m)
     return out
 
 
 # ---------------------------------------------------------------- timing, checks
-def interleaved(calls: dict, rounds: int, warmup: bool = True) -> dict:
+def interleaved(
+    calls: dict,
+    rounds: int,
+    warmup: bool = True,
+    min_seconds: float = 0.0,
+    max_rounds: int = 50,
+) -> dict:
     """Every call once per round (after one warm-up call each, unless ``warmup`` is
-    false: the preparation has called each compiled il6rcc function once already)."""
+    false: the preparation has called each compiled il6rcc function once already):
+    ``rounds`` rounds, and more (up to ``max_rounds``) until ``min_seconds`` have
+    passed, so that cheap problems get enough rounds for their minima to settle."""
     if warmup:
         for fn in calls.values():
             fn()
     times: dict = {k: {"wall": [], "cpu": []} for k in calls}
-    for _ in range(rounds):
+    t0 = time.perf_counter()
+    done = 0
+    while done < rounds or (time.perf_counter() - t0 < min_seconds and done < max_rounds):
+        done += 1
         for key, fn in calls.items():
             c0, w0 = time.process_time(), time.perf_counter()
             fn()
@@ -392,6 +453,28 @@ def interleaved(calls: dict, rounds: int, warmup: bool = True) -> dict:
         }
         for k, v in times.items()
     }
+
+
+def reference_check(name: str, ils: list[dict], am: dict) -> dict:
+    """Whether each il6rcc setting and AMICI (both of its calls) give the problem's
+    reference llh within :data:`LLH_RTOL` (Raia, which has none agreed: against
+    AMICI's). Nothing is timed for a side that fails."""
+    ref = REFERENCE_LLH.get(name)
+    source = "published reference"
+    if ref is None and "llh" in am:
+        ref, source = am["llh"], "AMICI's llh (no agreed reference)"
+    out: dict = {"reference": ref, "source": source, "rtol": LLH_RTOL}
+    if ref is None:
+        return out
+
+    def within(value):
+        return bool(np.isfinite(value) and abs(value - ref) <= LLH_RTOL * abs(ref))
+
+    for il in ils:
+        out[f"il6rcc {il['label']}"] = within(il["llh"])
+    if "llh" in am:
+        out["AMICI"] = within(am["llh"]) and within(am["llh_bare"])
+    return out
 
 
 def gradient_difference(a: dict, b: dict) -> dict:
@@ -415,46 +498,48 @@ def best(timings: dict, keys: list[str], stat: str = "min") -> tuple[str, float]
 
 
 def records(name: str, r: dict) -> list[dict]:
-    """Summary records for one problem (see run_all.py)."""
+    """Summary records for one problem (see run_all.py): for each quantity, il6rcc's
+    faster setting against the peer's faster call (both minima over the rounds), only
+    where both gave the reference llh; compile: the setting's llh + gradient, cold."""
     t = r["timings"]
     am = r.get("amici", {})
     out = []
-    main = r["il6rcc"][0]
-    label = main["label"]
-    for quantity, il_key, peer_keys in (
-        ("llh", f"il6rcc {label} llh", ["AMICI run_simulations llh", "AMICI simulate_petab llh"]),
-        (
-            "gradient",
-            f"il6rcc {label} gradient",
-            [
-                "AMICI run_simulations gradient forward",
-                "AMICI run_simulations gradient adjoint",
-                "AMICI simulate_petab gradient forward",
-                "AMICI simulate_petab gradient adjoint",
-            ],
-        ),
-    ):
-        peer = best(t, peer_keys)
-        if peer is None or il_key not in t:
+    peers = {
+        "llh": ["AMICI run_simulations llh", "AMICI simulate_petab llh"],
+        "gradient": [k for k in t if k.startswith("AMICI") and " gradient " in k],
+    }
+    for quantity, suffix in (("llh", "llh"), ("gradient", "gradient")):
+        ours = best(t, [f"il6rcc {il['label']} {suffix}" for il in r["il6rcc"]])
+        peer = best(t, peers[quantity])
+        if ours is None or peer is None:
             continue
-        il = t[il_key]["min"]
+        label = ours[0].split()[1]
+        il = next(i for i in r["il6rcc"] if i["label"] == label)
+        # gradient_by: recorded since the PEtab default's adjoint became "auto"
+        by = il.get("gradient_by") or il.get("solver", {}).get("adjoint", "?")
+        how = f", {by}" if quantity == "gradient" else ""
         out.append(
             {
                 "problem": name,
                 "quantity": quantity,
-                "il6rcc_ms": 1e3 * il,
+                "il6rcc": f"{label}{how} (rtol=atol=1e-8; min over rounds)",
+                "il6rcc_ms": 1e3 * ours[1],
                 "peer": f"{peer[0]} (CVODES, rtol={am['solver']['rtol']}, "
                 f"atol={am['solver']['atol']}, 1 thread; min over rounds)",
                 "peer_ms": 1e3 * peer[1],
-                "ratio": il / peer[1],
+                "ratio": ours[1] / peer[1],
             }
         )
     if "import_compile_s" in am:
+        main = r["il6rcc"][0]
         cold = sum(v["total_s"] for v in main["compile"].values())
         out.append(
             {
                 "problem": name,
                 "quantity": "compile",
+                "il6rcc": f"{main['label']}: llh"
+                + (" + gradient" if "grad" in main["compile"] else "")
+                + ", trace + XLA, empty persistent cache",
                 "il6rcc_ms": 1e3 * cold,
                 "peer": "AMICI PEtab import + C++ compilation of the model",
                 "peer_ms": 1e3 * am["import_compile_s"],
@@ -472,22 +557,35 @@ def report(res: dict) -> str:
         ref = REFERENCE_LLH.get(name)
         text.append(f"### {name}\n")
         rows = []
-        llh_best = best(t, ["AMICI run_simulations llh", "AMICI simulate_petab llh"])
-        grad_best = best(t, [k for k in t if k.startswith("AMICI") and "gradient" in k])
+        peers = {
+            "llh": ["AMICI run_simulations llh", "AMICI simulate_petab llh"],
+            "gradient": [k for k in t if k.startswith("AMICI") and "gradient" in k],
+        }
         for key, timing in t.items():
-            ratio = ""
+            ratio = cpu_ratio = ""
             if key.startswith("il6rcc"):
-                peer = llh_best if key.endswith("llh") else grad_best
+                keys = peers["llh" if key.endswith("llh") else "gradient"]
+                peer = best(t, keys)
                 if peer is not None:
                     ratio = f"{timing['min'] / peer[1]:.2f}"
+                    cpu_peer = best(t, keys, "cpu_median")[1]
+                    cpu_ratio = f"{timing['cpu_median'] / cpu_peer:.2f}"
             cpu = C.ms(timing["cpu_median"])
-            rows.append([key, C.ms(timing["min"]), C.ms(timing["median"]), cpu, ratio])
-        header = ["call", "min ms", "median ms", "CPU ms (median)", "/ AMICI best"]
+            row = [key, C.ms(timing["min"]), C.ms(timing["median"]), cpu, ratio, cpu_ratio]
+            rows.append(row)
+        header = [
+            "call",
+            "min ms",
+            "median ms",
+            "CPU ms (median)",
+            "/ AMICI best",
+            "CPU / AMICI best CPU",
+        ]
         text.append(C.markdown_table(header, rows))
         text.append("")
         for il in r["il6rcc"]:
             cold = il["compile"]
-            warm = il["compile_warm"]
+            warm = il.get("compile_warm", {})
             ok = "no reference"
             if ref is not None:
                 within = abs(il["llh"] - ref) <= LLH_RTOL * abs(ref)
@@ -495,15 +593,21 @@ def report(res: dict) -> str:
             diff = gradient_difference(
                 il["gradient"], am.get("gradient_forward", am.get("gradient_adjoint", {}))
             )
+
+            def warm_text(part, warm=warm):
+                if part not in warm:
+                    return ""
+                return f", warm {warm[part]['total_s']:.1f} s"
+
             compile_text = (
                 f"; compile cold llh {cold['llh']['total_s']:.1f} s "
-                f"(trace {cold['llh']['trace_s']:.1f}), warm {warm['llh']['total_s']:.1f} s"
+                f"(trace {cold['llh']['trace_s']:.1f}){warm_text('llh')}"
             )
             if "grad" in cold:
                 compile_text += (
-                    f"; gradient cold {cold['grad']['total_s']:.1f} s "
-                    f"(trace {cold['grad']['trace_s']:.1f}), warm {warm['grad']['total_s']:.1f} s "
-                    "(warm: a second run, persistent cache)"
+                    f"; gradient ({il['gradient_by']}) cold {cold['grad']['total_s']:.1f} s "
+                    f"(trace {cold['grad']['trace_s']:.1f}){warm_text('grad')}"
+                    + (" (warm: a second run, persistent cache)" if warm else "")
                 )
             else:
                 compile_text += "; gradient not measured (--no-il6rcc-gradient)"
@@ -515,7 +619,7 @@ def report(res: dict) -> str:
                     f"{il['work']['jacobians_per_step']:.3f} Jacobians and "
                     f"{il['work']['factorisations_per_step']:.3f} factorisations per step, "
                     f"rejected steps included)"
-                    if "work" in il
+                    if "rhs_per_step" in il.get("work", {})
                     else ""
                 )
                 + compile_text
@@ -526,13 +630,38 @@ def report(res: dict) -> str:
                     else ""
                 )
             )
+        check = r.get("reference_check", {})
+        if check.get("reference") is not None:
+            verdicts = ", ".join(
+                f"{k} {'within' if v else 'OUTSIDE (not timed)'}"
+                for k, v in check.items()
+                if isinstance(v, bool)
+            )
+            text.append(
+                f"- llh check against the {check['source']} {check['reference']:.6f} "
+                f"(rtol {check['rtol']}): {verdicts}"
+            )
+        if am.get("not_timed"):
+            text.append(f"- AMICI calls not timed (failed): {'; '.join(am['not_timed'])}")
         if "llh" in am:
             adj = gradient_difference(
                 am.get("gradient_adjoint", {}), am.get("gradient_forward", {})
             ).get("max_abs_diff_over_max_abs", float("nan"))
             text.append(
-                f"- AMICI: llh {am['llh']:.6f}; {am['steps']} steps, "
-                f"{am['rhs_evaluations'] / am['steps']:.2f} RHS per step (llh only); "
+                f"- AMICI: llh {am['llh']:.6f}; {am['steps']} steps"
+                + (
+                    f", {am['rhs_evaluations'] / am['steps']:.2f} RHS per step (llh only)"
+                    if am["steps"]
+                    else ""
+                )
+                + (
+                    f"; steady states: {am.get('preequilibration_steps', 0)} "
+                    f"pre- and {am.get('postequilibration_steps', 0)} post-equilibration "
+                    "steps (Newton + integration)"
+                    if "postequilibration_steps" in am
+                    else ""
+                )
+                + "; "
                 f"import + compile "
                 f"{am['import_compile_s']:.0f} s; max_steps {am['solver']['max_steps']}; "
                 f"adjoint vs forward gradient {adj:.1e}"
@@ -565,7 +694,11 @@ def report(res: dict) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=5, help="timed rounds")
+    ap.add_argument("--repeats", type=int, default=5, help="timed rounds (at least)")
+    ap.add_argument(
+        "--min-seconds", type=float, default=20.0,
+        help="further rounds (at most 50) until the timed rounds took this long",
+    )  # fmt: skip
     ap.add_argument(
         "--no-warmup", action="store_true",
         help="no untimed call before the rounds (for large models whose calls take minutes)",
@@ -591,6 +724,10 @@ def main(argv=None) -> int:
         help="time il6rcc's llh only (for models whose reverse-mode gradient is too slow)",
     )  # fmt: skip
     ap.add_argument("--fresh-amici", action="store_true", help="rebuild the AMICI models")
+    ap.add_argument(
+        "--no-warm-compile", action="store_true",
+        help="skip the second (warm, persistent cache) compilation of each function",
+    )  # fmt: skip
     ap.add_argument("--out", type=Path, default=C.RESULTS_DIR)
     args = ap.parse_args(argv)
     t_start = time.perf_counter()
@@ -604,7 +741,13 @@ def main(argv=None) -> int:
         for name in args.problems:
             print(f"{name}: il6rcc ...", flush=True)
             ils = [
-                prepare_il6rcc(name, k, SETTINGS[k], not args.no_il6rcc_gradient)
+                prepare_il6rcc(
+                    name,
+                    k,
+                    SETTINGS[k],
+                    not args.no_il6rcc_gradient,
+                    not args.no_warm_compile,
+                )
                 for k in args.settings
             ]
             am = {}
@@ -617,31 +760,48 @@ def main(argv=None) -> int:
                     args.fresh_amici,
                     args.amici_gradients,
                 )
+            check = reference_check(name, ils, am)
             calls = {}
             for il in ils:
-                calls.update(il.pop("calls"))
-            calls.update(am.pop("calls", {}))
+                il_calls = il.pop("calls")
+                if check.get(f"il6rcc {il['label']}", True):
+                    calls.update(il_calls)
+            am_calls = am.pop("calls", {})
+            if check.get("AMICI", True):
+                calls.update(am_calls)
             print(f"{name}: {args.repeats} interleaved rounds of {len(calls)} calls", flush=True)
-            timings = interleaved(calls, args.repeats, warmup=not args.no_warmup)
-            res["problems"][name] = {"il6rcc": ils, "amici": am, "timings": timings}
+            timings = interleaved(
+                calls, args.repeats, warmup=not args.no_warmup, min_seconds=args.min_seconds
+            )
+            res["problems"][name] = {
+                "il6rcc": ils,
+                "amici": am,
+                "reference_check": check,
+                "timings": timings,
+            }
             for il in ils:
                 if il["solver"]["solver"] in ("bdf", "ndf"):
                     il["work"] = count_work(name, SETTINGS[il["label"]])
             kernels = kernel_costs(name)
             if kernels is not None:
                 res["problems"][name]["kernels"] = kernels
+            write_results(res, args.name, args.out)  # each problem as it finishes
             print(report({"problems": {name: res["problems"][name]}}), flush=True)
     finally:
         if OWN_CACHE is not None:
             shutil.rmtree(OWN_CACHE, ignore_errors=True)
-    res["environment"]["load_average_at_end"] = C.load_average()
     res["wall_s"] = time.perf_counter() - t_start
-    res["summary"] = [rec for n, r in res["problems"].items() for rec in records(n, r)]
-    text = report(res)
-    C.write_json(args.name, res, args.out)
-    (Path(args.out) / f"{args.name}.md").write_text(text, encoding="utf-8")
+    write_results(res, args.name, args.out)
     print(f"total wall time {res['wall_s']:.0f} s")
     return 0
+
+
+def write_results(res: dict, name: str, out: Path) -> None:
+    """``<out>/<name>.json`` (with the summary records) and ``<name>.md``."""
+    res["environment"]["load_average_at_end"] = C.load_average()
+    res["summary"] = [rec for n, r in res["problems"].items() for rec in records(n, r)]
+    C.write_json(name, res, out)
+    (Path(out) / f"{name}.md").write_text(report(res), encoding="utf-8")
 
 
 if __name__ == "__main__":

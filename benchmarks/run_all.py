@@ -5,7 +5,9 @@
 ``compile_cache.json``/``.md`` (issue 16), ``latest.md`` (all, with the machine,
 thread settings and versions) and ``summary.json``: one record per problem and
 quantity, ``{"problem", "quantity" ("llh" | "gradient" | "compile"), "il6rcc_ms",
-"peer", "peer_ms", "ratio"}`` with ``ratio`` il6rcc over the peer's best call.
+"peer", "peer_ms", "ratio"}`` with ``ratio`` il6rcc over the peer's best call (and
+``il6rcc``: the setting measured), then the median ratio over every shipped PEtab
+problem for the llh and the gradient (:func:`median_records`).
 Benchmarks are not tests: nothing here fails on a time. ``RESULTS.md`` holds the
 analysed copy.
 """
@@ -14,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -153,9 +157,42 @@ def write_records(out: Path) -> Path:
             if key not in latest or date > latest[key][0]:
                 latest[key] = (date, rec)
     records += [rec for _, rec in latest.values()]
+    records += median_records({key: rec for key, (_, rec) in latest.items()})
     path = out / "summary.json"
     path.write_text(json.dumps(records, indent=2) + "\n", encoding="utf-8")
     return path
+
+
+def median_records(petab: dict[tuple[str, str], dict]) -> list[dict]:
+    """Issue 16.5's "median over every Benchmark-Models problem il6rcc imports", for
+    the llh and the gradient: over every shipped problem (il6rcc.petab_io's
+    ``BENCHMARK_PROBLEMS``). A problem without a measured ratio (Chen_MSB2009's
+    gradient: il6rcc's did not finish) counts as a loss of unknown size (+inf), so a
+    missing measurement can never pull the median down; the median is null when half
+    or more are missing."""
+    from il6rcc.petab_io import BENCHMARK_PROBLEMS
+
+    out = []
+    for quantity in ("llh", "gradient"):
+        ratios = {
+            p: petab[(p, quantity)]["ratio"] for p in BENCHMARK_PROBLEMS if (p, quantity) in petab
+        }
+        missing = [p for p in BENCHMARK_PROBLEMS if p not in ratios]
+        median = statistics.median([*ratios.values(), *[math.inf] * len(missing)])
+        out.append(
+            {
+                "problem": f"median over the {len(BENCHMARK_PROBLEMS)} shipped "
+                "Benchmark-Models problems",
+                "quantity": quantity,
+                "il6rcc_ms": None,
+                "peer": "AMICI's best call per problem (the problems' records)",
+                "peer_ms": None,
+                "ratio": median if math.isfinite(median) else None,
+                "ratios": ratios,
+                "not_measured": missing,
+            }
+        )
+    return out
 
 
 if __name__ == "__main__":
