@@ -50,21 +50,21 @@ class CountingBDF(BDF):
         jax.debug.callback(_bump("rhs"))
         return super().func(terms, t0, y0, args)
 
-    def _jacobian(self, rhs, t, y):
+    def _jacobian(self, rhs, t, y, args=None):
         jax.debug.callback(_bump("jacobians"))
-        return super()._jacobian(rhs, t, y)
+        return super()._jacobian(rhs, t, y, args)
 
-    def _factorise(self, matrix):
+    def _factorise(self, jac, c):
         jax.debug.callback(_bump("factorisations"))
-        return super()._factorise(matrix)
+        return super()._factorise(jac, c)
 
 
 @dataclasses.dataclass(frozen=True)
 class CountingSettings(SolverSettings):
     """SolverSettings whose ``bdf``/``ndf`` solver counts its work."""
 
-    def make_solver(self):
-        solver = super().make_solver()
+    def make_solver(self, jacobian_pattern=None, jacobian_values=None):
+        solver = super().make_solver(jacobian_pattern, jacobian_values)
         if isinstance(solver, BDF):
             return CountingBDF(
                 rtol=solver.rtol,
@@ -72,6 +72,8 @@ class CountingSettings(SolverSettings):
                 method=solver.method,
                 linear_solver=solver.linear_solver,
                 max_order=solver.max_order,
+                sparsity=solver.sparsity,
+                jacobian_values=solver.jacobian_values,
             )
         return solver
 

@@ -35,9 +35,10 @@ Run: ``python benchmarks/bench_petab.py`` (``make bench`` runs everything). The 
 Chen_MSB2009 (500 states) is measured apart, into ``results/petab_chen.*``:
 ``OPENBLAS_NUM_THREADS=1 python benchmarks/bench_petab.py --problems Chen_MSB2009
 --settings bdf --repeats 2 --no-warmup --no-il6rcc-gradient --amici-gradients
-bare-adjoint --name petab_chen`` (one il6rcc llh takes minutes, its reverse-mode
-gradient did not finish in 20; see RESULTS.md). Models evaluated by a tape also get
-their solver kernels timed and their Jacobian's sparsity reported (:func:`kernel_costs`).
+bare-adjoint --name petab_chen`` (one il6rcc llh takes half a minute on loaded
+cores; compiling its reverse-mode gradient took 14 min; see RESULTS.md). Models
+evaluated by a tape also get their solver kernels timed (dense, and the sparse ones the
+BDF uses) and their Jacobian's sparsity reported (:func:`kernel_costs`).
 """
 
 from __future__ import annotations
@@ -191,9 +192,12 @@ def count_work(name: str, changes: dict) -> dict:
 def kernel_costs(name: str, repeats: int = 20) -> dict | None:
     """Milliseconds per call of the BDF's kernels on ``name``'s model, for models whose
     vector field is a tape (petab_io/_tape.py): the right-hand side, its Jacobian by
-    the tape's coloured sweep and by ``jax.jacfwd`` (what the BDF calls), the LU
-    factorisation of ``I - c J`` and one solve with it. At a random positive state and
-    parameters (the costs do not depend on the values); the Jacobian's sparsity too."""
+    the tape's coloured sweep and by ``jax.jacfwd`` (what the dense BDF calls), the
+    dense LU factorisation of ``I - c J`` and one solve with it, and, where the sparse
+    LU is chosen (``sparse_solver_for``), what the BDF then calls: the Jacobian's
+    nonzeros off the coloured sweep, the sparse factorisation and solve. At a random
+    positive state and parameters (the costs do not depend on the values); the
+    Jacobian's sparsity too."""
     problem = load_problem(problem_path(name))
     model = problem.model
     if not hasattr(model, "tape") or model.n_states < 60:
@@ -207,6 +211,9 @@ def kernel_costs(name: str, repeats: int = 20) -> dict | None:
     jac = tape.jacobian(0.0, y, p)[1][:, : tape.n_states]
     matrix = jnp.eye(tape.n_states) - 0.01 * jac
     lu = jax.scipy.linalg.lu_factor(matrix)
+    from il6rcc.models import sparse_solver_for
+
+    sparse = sparse_solver_for(model.jacobian_pattern)
     kernels = {
         "rhs": (lambda y, p: f(0.0, y, p), (y, p)),
         "jacobian_tape": (lambda y, p: tape.jacobian(0.0, y, p)[1], (y, p)),
@@ -214,6 +221,12 @@ def kernel_costs(name: str, repeats: int = 20) -> dict | None:
         "lu_factor": (jax.scipy.linalg.lu_factor, (matrix,)),
         "lu_solve": (jax.scipy.linalg.lu_solve, (lu, y)),
     }
+    if sparse is not None:  # what the BDF calls for this model
+        values = jnp.asarray(np.asarray(matrix)[sparse.rows, sparse.cols])
+        factors = sparse.factorise(values)
+        kernels["jacobian_values"] = (lambda y, p: model.jacobian_values(0.0, y, p), (y, p))
+        kernels["sparse_factor"] = (sparse.factorise, (values,))
+        kernels["sparse_solve"] = (sparse.solve, (factors, y))
     out: dict = {}
     for key, (fn, args) in kernels.items():
         compiled = jax.jit(fn).lower(*args).compile()
@@ -221,6 +234,13 @@ def kernel_costs(name: str, repeats: int = 20) -> dict | None:
         timing = C.repeat(lambda c=compiled, a=args: jax.block_until_ready(c(*a)), repeats)
         out[f"{key}_ms"] = 1e3 * timing["median"]
     pattern = tape.pattern[:, : tape.n_states]
+    if sparse is not None:
+        out.update(
+            sparse_fill=sparse.fill,
+            sparse_levels=sparse.n_levels,
+            sparse_tail=sparse.n_tail,
+            sparse_colours=sparse.n_colours,
+        )
     out.update(
         n_states=tape.n_states,
         jacobian_nonzeros=int(pattern.sum()),
@@ -659,6 +679,15 @@ def report(res: dict) -> str:
                 f"{k['max_nonzeros_per_row']} in a row), {k['colours']} colours for "
                 f"{k['jacobian_columns']} columns (states, parameters, time)"
             )
+            if "sparse_factor_ms" in k:
+                text.append(
+                    f"- Sparse kernels (what the BDF calls; median ms per call): Jacobian "
+                    f"values {k['jacobian_values_ms']:.2f}, sparse LU factorisation "
+                    f"{k['sparse_factor_ms']:.3f} (guards and probe solve included), sparse "
+                    f"solve {k['sparse_solve_ms']:.3f}; L + U of the sparse part "
+                    f"{k['sparse_fill']} nonzeros in {k['sparse_levels']} levels, dense "
+                    f"tail {k['sparse_tail']} x {k['sparse_tail']}"
+                )
         text.append("")
     return "\n".join(text) + "\n"
 

@@ -43,5 +43,9 @@ from ._simulate import simulate_arrays as simulate_arrays
 from ._solvers import ADJOINTS as ADJOINTS
 from ._solvers import SOLVERS as SOLVERS
 from ._solvers import SolverSettings as SolverSettings
+from ._sparse_lu import SparseFactors as SparseFactors
+from ._sparse_lu import SparseLU as SparseLU
+from ._sparse_lu import colour_columns as colour_columns
+from ._sparse_lu import sparse_solver_for as sparse_solver_for
 from .circuit import VARIANTS as VARIANTS
 from .circuit import RCCCircuit as RCCCircuit

@@ -244,6 +244,15 @@ class _Field(eqx.Module):
         return self.vector_field(t, y, args[0])
 
 
+class _OfFirstArg(eqx.Module):
+    """``g(t, y, args)`` as ``g(t, y, args[0])`` (``args = (p, flips, pending)``)."""
+
+    fn: object = eqx.field(static=True)
+
+    def __call__(self, t, y, args):
+        return self.fn(t, y, args[0])
+
+
 class _Crossing(eqx.Module):
     """The event condition of one segment: the largest of the roots signed so that
     each is <= 0 until its atom flips, and of ``t - pending`` for scheduled
@@ -329,6 +338,7 @@ def solve_with_events(
     *,
     max_segments: int,
     t0=0.0,
+    jacobian=(None, None),
 ) -> EventSolution:
     """Integrate ``dy/dt = vector_field(t, y, p)`` from ``t0`` to ``t_end`` with events.
 
@@ -341,6 +351,9 @@ def solve_with_events(
             clipped to ``t_end``).
         t_end: end of the integration.
         max_segments: static number of segments (see the module docstring).
+        jacobian: ``(pattern, values)``: the structural nonzeros of df/dy [n_states,
+            n_states] and ``values(t, y, p)``, df/dy at them, or None for either (see
+            :meth:`SolverSettings.make_solver`).
 
     Returns:
         :class:`EventSolution`; outputs of a failed solve are NaN from the failure on.
@@ -350,6 +363,8 @@ def solve_with_events(
     t0 = jnp.asarray(t0, dtype=times.dtype)
     n_e, n_t = events.n_events, times.shape[0]
     term = diffrax.ODETerm(_Field(vector_field))
+    pattern, values_of_p = jacobian
+    values = None if values_of_p is None else _OfFirstArg(values_of_p)
     crossing = diffrax.Event(
         _Crossing(events),
         root_finder=optx.Newton(rtol=1e-12, atol=1e-12 * jnp.maximum(jnp.abs(t_end), 1.0)),
@@ -380,7 +395,7 @@ def solve_with_events(
         flips = jnp.where(atoms, -1.0, 1.0)
         sol = diffrax.diffeqsolve(
             term,
-            solver.make_solver(),
+            solver.make_solver(pattern, values),
             t0=t,
             t1=t_stop,
             dt0=None,

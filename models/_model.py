@@ -250,6 +250,13 @@ class ODEModel(abc.ABC):
     def observe(self, t: float, y: State, params: Params, inputs: Inputs) -> ObservableValues:
         """All observables at one time point, in the order of ``observables``."""
 
+    @property
+    def jacobian_pattern(self) -> np.ndarray | None:
+        """[n_states, n_states] the structural nonzeros of d(vector_field)/dy, if the
+        model knows them (large models: the BDF solver then factorises sparsely), else
+        None. The default is None."""
+        return None
+
     def initial_guess(self, params: Params, inputs: Inputs) -> State:
         """Starting point of the basal steady-state search (or the initial state when
         ``equilibrate`` is False). The default is all ones."""

@@ -10,12 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import diffrax
+import numpy as np
 import optimistix as optx
 from pydantic import ConfigDict
 
 from ..errors import ModelSpecError, choices
 from ._batching import BATCHING, Batching
 from ._bdf import BDF
+from ._sparse_lu import sparse_solver_for
 
 #: Solver classes by name. Implicit (ESDIRK) solvers get a chord root finder, see
 #: :meth:`SolverSettings.make_solver`; ``bdf``/``ndf`` (variable-order multistep, one
@@ -139,10 +141,25 @@ class SolverSettings:
         if problems:
             raise ModelSpecError("invalid solver settings: " + "; ".join(problems))
 
-    def make_solver(self) -> diffrax.AbstractSolver:
+    def make_solver(
+        self, jacobian_pattern: np.ndarray | None = None, jacobian_values=None
+    ) -> diffrax.AbstractSolver:
+        """The solver. ``jacobian_pattern`` [n_states, n_states] (the structural
+        nonzeros of df/dy, see :attr:`ODEModel.jacobian_pattern`) lets the BDF solver
+        factorise sparsely where that pays (:func:`il6rcc.models.sparse_solver_for`);
+        ``jacobian_values(t, y, args)`` gives df/dy at the entries of ``pattern | I``
+        (row-major order; see :meth:`ODEModel.jacobian_values`) if the model has a
+        cheaper way than coloured directional derivatives."""
         cls = SOLVERS[self.solver]
         if self.solver in MULTISTEP_SOLVERS:
-            return BDF(rtol=self.rtol, atol=self.atol, method=self.solver)
+            sparsity = sparse_solver_for(jacobian_pattern)
+            return BDF(
+                rtol=self.rtol,
+                atol=self.atol,
+                method=self.solver,
+                sparsity=sparsity,
+                jacobian_values=jacobian_values if sparsity is not None else None,
+            )
         if self.solver not in IMPLICIT_SOLVERS or self.root_finder == "verychord":
             return cls()
         tol = {"rtol": self.rtol * self.root_tol_factor, "atol": self.atol * self.root_tol_factor}

@@ -24,6 +24,7 @@ from functools import cached_property
 from typing import ClassVar
 
 import jax.numpy as jnp
+import numpy as np
 
 from ..models import InputSpec, ObservableSpec, ODEModel, ParameterSpec
 from ._math import JaxBackend, LazyEnv, evaluate
@@ -126,6 +127,32 @@ class SbmlModel(ODEModel):
     @cached_property
     def _tape_field(self):
         return tape_vector_field(self.tape)
+
+    @property
+    def jacobian_pattern(self):
+        """The tape's structural pattern of df/dy for models evaluated by a tape
+        (at least :data:`TAPE_MIN_STATES` states), else None."""
+        if self.n_states < TAPE_MIN_STATES:
+            return None
+        return self.tape.pattern[:, : self.n_states]
+
+    @property
+    def sparse_jacobian(self) -> tuple:
+        """``(pattern, values)`` for :meth:`SolverSettings.make_solver`: the Jacobian's
+        pattern and :meth:`jacobian_values` (tape models), or ``(None, None)``."""
+        pattern = self.jacobian_pattern
+        return (pattern, self.jacobian_values) if pattern is not None else (None, None)
+
+    def jacobian_values(self, t, y, params):
+        """df/dy at the entries of ``jacobian_pattern | I`` (row-major, 0 on added
+        diagonal entries), read off the tape's compressed Jacobian: one coloured sweep
+        (:meth:`Tape.compressed_jacobian`), no products. For tape models only."""
+        n = self.n_states
+        pattern = self.jacobian_pattern
+        rows, cols = np.nonzero(pattern | np.eye(n, dtype=bool))
+        compressed = self.tape.compressed_jacobian(t, y, params)[1]
+        values = compressed[rows, self.tape.colour[cols]]
+        return jnp.where(pattern[rows, cols], values, 0.0)
 
     def vector_field(self, t, y, params, inputs):
         if self.n_states >= TAPE_MIN_STATES:

@@ -103,7 +103,7 @@ def _integrate(model, solver: SolverSettings, params, y0, times, t_end):
 
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(f),
-        solver.make_solver(),
+        solver.make_solver(*model.sparse_jacobian),
         t0=0.0,
         t1=t_end,
         dt0=None,
@@ -182,6 +182,7 @@ def simulate_states(
                 times,
                 t1,
                 max_segments=segments,
+                jacobian=model.sparse_jacobian,
             )
             return out.ys, out.ps, out.status, out.t_reached, out.num_steps, out.y_end, out.p_end
 

@@ -184,7 +184,7 @@ def _integrate(model: SbmlModel, solver: SolverSettings, params, y0):
 
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(f),
-        solver.make_solver(),
+        solver.make_solver(*model.sparse_jacobian),
         t0=0.0,
         t1=STEADY_STATE_HORIZON,
         dt0=None,

@@ -171,13 +171,13 @@ def robertson_counted():
         return robertson(t, y, args)
 
     class Counted(BDF):
-        def _jacobian(self, rhs, t, y):
+        def _jacobian(self, rhs, t, y, args=None):
             jax.debug.callback(bump("jacobians"))
-            return super()._jacobian(rhs, t, y)
+            return super()._jacobian(rhs, t, y, args)
 
-        def _factorise(self, matrix):
+        def _factorise(self, jac, c):
             jax.debug.callback(bump("factorisations"))
-            return super()._factorise(matrix)
+            return super()._factorise(jac, c)
 
     ts = np.array([0.4, 40.0, 4e3, 4e5, 1e6])
     rtol, atol = 1e-8, 1e-12

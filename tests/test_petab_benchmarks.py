@@ -12,13 +12,17 @@ minute; Smith (109 states, events) and Chen (500 states) many minutes, so they a
 ``slow``.
 """
 
+import dataclasses
+
 import jax
 import numpy as np
 import pandas as pd
 import pytest
 
+from il6rcc.models import sparse_solver_for
 from il6rcc.petab_io import (
     BENCHMARK_PROBLEMS,
+    DEFAULT_SOLVER,
     REFERENCE_LLH,
     load_problem,
     make_llh,
@@ -161,3 +165,15 @@ def test_gradient_matches_central_finite_differences(name):
     )
     atol = GRADIENT_ATOL_FRACTION * np.abs(fd).max()
     np.testing.assert_allclose(grad, fd, rtol=GRADIENT_RTOL, atol=atol)
+
+
+@pytest.mark.slow
+def test_chen_with_the_sparse_bdf():
+    """Chen_MSB2009 (500 states) by the BDF with its sparse LU (the Jacobian's pattern
+    from the tape) reproduces the reference llh (rtol 1e-3). 6.6 min at nice 19 on 2
+    cores loaded 6-fold (2026-12-01); mostly compilation (benchmarks/RESULTS.md)."""
+    problem = load_problem(problem_path("Chen_MSB2009"))
+    assert sparse_solver_for(problem.model.jacobian_pattern) is not None
+    llh, parameters = make_llh(problem, dataclasses.replace(DEFAULT_SOLVER, solver="bdf"))
+    value = float(llh(jax.numpy.asarray(parameters.nominal_theta)))
+    assert value == pytest.approx(REFERENCE_LLH["Chen_MSB2009"], rel=REFERENCE_RTOL)
