@@ -20,9 +20,11 @@ from il6rcc.configs import load_sweep_config
 from il6rcc.errors import ConfigError, Il6rccError
 from il6rcc.jobs import open_run, reproduction_rates
 from il6rcc.jobs.mechanisms import (
+    Member,
     change_text,
     conclusion,
     findings_table,
+    loo_caveat,
     statement_matrix,
     unreproduced,
     write_mechanisms_report,
@@ -265,6 +267,29 @@ def test_the_conclusion_and_how_it_changes_with_the_weighting():
     assert text.startswith("The conclusion changes") and "to v3 (0.70)" in text
     assert "moves by two or more places: v1, v3" in text
     assert change_text(conclusion(same[same["weighting"] == "row"])).startswith("Not assessed")
+
+
+def test_an_answer_from_unreliable_loo_or_failed_gates_says_it_is_indicative():
+    class Run:  # what loo_caveat reads of a run folder: its gates' verdict
+        def __init__(self, passed):
+            self.diagnostics = {"passed": passed}
+
+    table = _compare("row", [0.7, 0.2, 0.1], [-10.0, -12.0, -20.0], [0.0, 1.5, 3.0])
+    table["element"] = [f"row__{v}" for v in table["variant"]]
+    table["method"] = "psis-loo"
+    table["n_high_k"] = [0, 0, 0]
+    table["p"] = [3.0, 2.5, 4.0]
+    members = [Member(f"row__{v}", v, "row", "complete", "", Run(True)) for v in table["variant"]]
+    assert loo_caveat(table, members) == ""
+    # refitted rows (method 'psis-loo + refit') are no caveat; unrefitted ones are
+    table["n_high_k"] = [0, 158, 3]
+    table["method"] = ["psis-loo", "psis-loo of an approximation", "psis-loo + 3 refits"]
+    table.loc[1, "p"] = -2.4
+    members[0] = Member("row__v1", "v1", "row", "complete", "", Run(False))
+    text = loo_caveat(table, members)
+    assert text.startswith("indicative only: ")
+    assert "PSIS-LOO unreliable for 1 of 3 variants, up to 158 rows" in text
+    assert "p_loo < 0 for v2" in text and "posterior gates failed for v1" in text
 
 
 def test_the_sweep_file_checks_compare_by_and_the_report_step(tmp_path):

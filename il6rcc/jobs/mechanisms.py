@@ -262,6 +262,55 @@ def change_text(concl: dict[str, dict]) -> str:
     return head + tail
 
 
+def _unreliable(compare: pd.DataFrame) -> pd.DataFrame:
+    """compare's rows whose PSIS-LOO has high-k rows that were not refitted."""
+    if "n_high_k" not in compare:
+        return compare.iloc[0:0]
+    method = compare["method"].astype(str)
+    return compare[
+        (compare["n_high_k"].astype(float) > 0)
+        & method.str.startswith("psis-loo")
+        & ~method.str.startswith("psis-loo +")
+    ]
+
+
+def _row_count(r) -> str:
+    """'N rows', naming them when there are few."""
+    n = int(float(r.n_high_k))
+    rows = [x for x in str(r.high_k_rows).split(";") if x and x != "nan"]
+    if n <= 10 and rows:
+        return f"{n} row{'s' if n != 1 else ''} ({', '.join(rows)})"
+    return f"{n} rows"
+
+
+def loo_caveat(sub: pd.DataFrame, members: list[Member]) -> str:
+    """Why one weighting's comparison is indicative only, or '' when nothing says so:
+    variants whose PSIS-LOO has unrefitted high-k rows, a negative effective number of
+    parameters (p_loo < 0: the importance weights, not the data, decide the estimate),
+    and variants whose posterior failed a diagnostic gate."""
+    reasons = []
+    unrel = _unreliable(sub)
+    if not unrel.empty:
+        worst = int(unrel["n_high_k"].astype(float).max())
+        reasons.append(
+            f"PSIS-LOO unreliable for {len(unrel)} of {len(sub)} variants, up to {worst} "
+            "rows each with Pareto k above the threshold"
+        )
+    if "p" in sub:
+        negative = sub[sub["p"].astype(float) < 0]
+        if not negative.empty:
+            reasons.append(f"p_loo < 0 for {', '.join(str(v) for v in negative['variant'])}")
+    elements = set(sub["element"].astype(str)) if "element" in sub else set()
+    failed = [
+        m.variant
+        for m in members
+        if m.element in elements and m.run is not None and not m.run.diagnostics.get("passed")
+    ]
+    if failed:
+        reasons.append(f"posterior gates failed for {', '.join(failed)}")
+    return "indicative only: " + "; ".join(reasons) if reasons else ""
+
+
 # ----------------------------------------------------------------------------- per run
 def _run_findings(run: RunFolder) -> pd.DataFrame:
     rows = run.findings.set_index("row_id")
@@ -424,7 +473,12 @@ def write_markdown(
             if c["runner_up"]
             else ""
         )
-        out.append(f"- **{w} weighting**: stacking weight {c['weight']:.2f} on {c['best']}{diff}.")
+        caveat = loo_caveat(compare[compare["weighting"].astype(str) == w], members)
+        out.append(
+            f"- **{w} weighting**: stacking weight {c['weight']:.2f} on {c['best']}{diff}"
+            + (f" ({caveat})" if caveat else "")
+            + "."
+        )
     out += ["", change_text(concl), ""]
     failed = [m for m in members if m.run is None]
     gate_failed = [m for m in members if m.run is not None and not m.run.diagnostics.get("passed")]
@@ -465,21 +519,13 @@ def write_markdown(
             )
         )
         out.append("")
-    unreliable = (
-        compare[
-            (compare["n_high_k"].astype(float) > 0)
-            & compare["method"].astype(str).str.startswith("psis-loo")
-            & ~compare["method"].astype(str).str.startswith("psis-loo +")
-        ]
-        if "n_high_k" in compare
-        else compare.iloc[0:0]
-    )
+    unreliable = _unreliable(compare)
     if not unreliable.empty:
         out += [
             "PSIS-LOO is unreliable for rows with a high Pareto k that were not refitted "
-            "(compare_refit: none): "
+            "(compare_refit: none; compare.csv's high_k_rows lists them): "
             + "; ".join(
-                f"{r.variant} ({r.weighting}): {r.high_k_rows}" for r in unreliable.itertuples()
+                f"{r.variant} ({r.weighting}): {_row_count(r)}" for r in unreliable.itertuples()
             )
             + ".",
             "",
@@ -802,6 +848,7 @@ __all__ = [
     "change_text",
     "conclusion",
     "findings_table",
+    "loo_caveat",
     "read_compare",
     "read_sweep",
     "statement_matrix",
