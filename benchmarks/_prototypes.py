@@ -11,6 +11,12 @@ lineax's LU solver calls in every chord iteration, turns the LU pivots into a
 permutation with a loop over the rows (vmapped over the conditions). And
 ``optx.Chord.init`` linearises and factorises again at every stage although diffrax
 passes it the Jacobian it computed once per step (``options["init_state"]``).
+
+Adopted (2026-12-01): the inverse, as ``models/_chord.py``'s ``InverseChord`` (the
+default ``chord``), but without reusing ``options["init_state"]``: with that reuse
+(both :class:`InverseChord` and :class:`StepJacobianChord` here) the gradient of
+Robertson's problem through Kvaerno5 with diffrax's automatic first step is NaN
+(tests/test_models_chord.py's problem); the circuit's gradients stayed finite.
 """
 
 from __future__ import annotations
