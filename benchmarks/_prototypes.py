@@ -12,11 +12,12 @@ permutation with a loop over the rows (vmapped over the conditions). And
 ``optx.Chord.init`` linearises and factorises again at every stage although diffrax
 passes it the Jacobian it computed once per step (``options["init_state"]``).
 
-Adopted (2026-12-01): the inverse, as ``models/_chord.py``'s ``InverseChord`` (the
-default ``chord``), but without reusing ``options["init_state"]``: with that reuse
-(both :class:`InverseChord` and :class:`StepJacobianChord` here) the gradient of
-Robertson's problem through Kvaerno5 with diffrax's automatic first step is NaN
-(tests/test_models_chord.py's problem); the circuit's gradients stayed finite.
+Measured 2026-12-01 (benchmarks/RESULTS.md, "Default job's log density"): with the
+reuse of ``options["init_state"]`` (both :class:`InverseChord` and
+:class:`StepJacobianChord` here) the default job's value and gradient took 0.64x the
+time, but the gradient of Robertson's problem through Kvaerno5 with diffrax's automatic
+first step is NaN (the problem of tests/test_models_checkpoints.py); the inverse
+without the reuse gained nothing (1.03x on the circuit set). Not adopted.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The circuit's gradient under the chord and checkpoint settings before and after
-2026-12-01 (issue 13, item 4), interleaved.
+"""The circuit's gradient under the checkpoint settings before and after 2026-12-01
+(issue 13, item 4), interleaved.
 
     python benchmarks/bench_chord.py
 
@@ -28,12 +28,11 @@ from il6rcc.models import RCCCircuit, SolverSettings  # noqa: E402
 
 TIMES = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 12.0, 24.0, 36.0, 48.0, 72.0, 96.0)
 KW = {"rtol": 1e-5, "atol": 1e-7, "max_steps": 300}
+#: The recorded run (results/chord.md) also had a third row, the InverseChord root
+#: finder that was in models/_chord.py at commit 8f1c3e6 (removed: no gain).
 VARIANTS = {
-    "before: stage_chord, checkpoints 24": SolverSettings(
-        root_finder="stage_chord", checkpoints=24, **KW
-    ),
-    "stage_chord, checkpoints per step": SolverSettings(root_finder="stage_chord", **KW),
-    "shipped: chord (InverseChord), checkpoints per step": SolverSettings(**KW),
+    "before: chord, checkpoints 24": SolverSettings(checkpoints=24, **KW),
+    "shipped: chord, checkpoints per step": SolverSettings(**KW),
 }
 
 

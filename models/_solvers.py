@@ -16,7 +16,6 @@ from pydantic import ConfigDict
 from ..errors import ModelSpecError, choices
 from ._batching import BATCHING, Batching
 from ._bdf import BDF
-from ._chord import InverseChord
 
 #: Solver classes by name. Implicit (ESDIRK) solvers get a chord root finder, see
 #: :meth:`SolverSettings.make_solver`; ``bdf``/``ndf`` (variable-order multistep, one
@@ -36,16 +35,12 @@ SOLVERS: dict[str, type[diffrax.AbstractSolver]] = {
 IMPLICIT_SOLVERS = frozenset({"kvaerno5", "kvaerno4", "kvaerno3"})
 MULTISTEP_SOLVERS = frozenset({"bdf", "ndf"})
 
-#: Root finders for the implicit stages. ``chord`` (default) iterates to a tolerance
-#: 100x tighter than the step controller's with the inverse of the stage equations'
-#: Jacobian (:class:`~il6rcc.models._chord.InverseChord`); ``stage_chord`` is the same
-#: iteration with :class:`optimistix.Chord` (an LU solve per iteration; the default
-#: before 2026-12-01: the same solutions to the root tolerance, a slower gradient,
-#: benchmarks/RESULTS.md "Default job's log density").
+#: Root finders for the implicit stages. ``chord`` (default) iterates with the Jacobian
+#: of the step's start to a tolerance 100x tighter than the step controller's.
 #: diffrax's own default (``verychord``) stops after a fixed contraction test; on the
 #: circuit it made Kvaerno5 reject over half of its steps (930 steps for a system at
 #: rest over 72 h instead of 5) and the gradient 15x slower (benchmarks/RESULTS.md).
-ROOT_FINDERS = ("chord", "stage_chord", "newton", "verychord")
+ROOT_FINDERS = ("chord", "newton", "verychord")
 
 #: Checkpoints of the reverse pass when ``checkpoints`` is not set: one per step up to
 #: ``max_steps``, at most this many (each holds one step's loop state, a few vectors
@@ -170,8 +165,8 @@ class SolverSettings:
             return cls()
         tol = {"rtol": self.rtol * self.root_tol_factor, "atol": self.atol * self.root_tol_factor}
         tol["norm"] = optx.rms_norm if self.root_norm == "rms" else optx.max_norm
-        finder = {"chord": InverseChord, "stage_chord": optx.Chord, "newton": optx.Newton}
-        return cls(root_finder=finder[self.root_finder](**tol))
+        root = optx.Chord(**tol) if self.root_finder == "chord" else optx.Newton(**tol)
+        return cls(root_finder=root)
 
     def make_adjoint(self) -> diffrax.AbstractAdjoint:
         name = "recursive_checkpoint" if self.adjoint == AUTO else self.adjoint
