@@ -11,6 +11,13 @@ lineax's LU solver calls in every chord iteration, turns the LU pivots into a
 permutation with a loop over the rows (vmapped over the conditions). And
 ``optx.Chord.init`` linearises and factorises again at every stage although diffrax
 passes it the Jacobian it computed once per step (``options["init_state"]``).
+
+Measured 2026-12-01 (benchmarks/RESULTS.md, "Default job's log density"): with the
+reuse of ``options["init_state"]`` (both :class:`InverseChord` and
+:class:`StepJacobianChord` here) the default job's value and gradient took 0.64x the
+time, but the gradient of Robertson's problem through Kvaerno5 with diffrax's automatic
+first step is NaN (the problem of tests/test_models_checkpoints.py); the inverse
+without the reuse gained nothing (1.03x on the circuit set). Not adopted.
 """
 
 from __future__ import annotations

@@ -80,6 +80,7 @@ def main(argv=None) -> int:
             "compile_s": t2 - t1,
             "times": [],
             "values": [],
+            "grads": [],
         }
         print(f"{spec}: trace {t1 - t0:.1f} s, XLA compile {t2 - t1:.1f} s", flush=True)
     dim = len(next(iter(variants.values()))["x0"])
@@ -94,9 +95,29 @@ def main(argv=None) -> int:
             v["times"].append(time.perf_counter() - start)
             finite = bool(np.isfinite(float(value)) and np.all(np.isfinite(np.asarray(grad))))
             v["values"].append(float(value) if finite else None)
+            v["grads"].append(np.asarray(grad) if finite else None)
+
+    first = next(iter(variants.values()))
+
+    def agreement(v) -> tuple[float | None, float | None]:
+        """Largest relative difference from the first variant over the points where
+        both are finite: of the value, and of the gradient (max |difference| / max |g|)."""
+        pairs = [
+            (a, b, ga, gb)
+            for a, b, ga, gb in zip(
+                v["values"], first["values"], v["grads"], first["grads"], strict=True
+            )
+            if a is not None and b is not None
+        ]
+        if not pairs:
+            return None, None
+        dv = max(abs(a - b) / abs(b) for a, b, _, _ in pairs)
+        dg = max(float(np.max(np.abs(ga - gb)) / np.max(np.abs(gb))) for _, _, ga, gb in pairs)
+        return dv, dg
 
     rows, records = [], []
     for spec, v in variants.items():
+        dv, dg = agreement(v)
         timed = v["times"][1:]  # the first call of a compiled function is not timed
         n_bad = sum(x is None for x in v["values"])
         rows.append(
@@ -108,6 +129,7 @@ def main(argv=None) -> int:
                 f"{v['compile_s']:.1f}",
                 f"{n_bad}/{len(v['values'])}",
                 "" if v["values"][0] is None else f"{v['values'][0]:.6f}",
+                "-" if dv is None else f"{dv:.1e} / {dg:.1e}",
             ]
         )
         records.append(
@@ -119,6 +141,9 @@ def main(argv=None) -> int:
                 "compile_s": v["compile_s"],
                 "non_finite": n_bad,
                 "neg_log_density_at_x0": v["values"][0],
+                "neg_log_density": v["values"],
+                "max_rel_diff_value_vs_first": dv,
+                "max_rel_diff_grad_vs_first": dg,
             }
         )
     table = C.markdown_table(
@@ -130,6 +155,7 @@ def main(argv=None) -> int:
             "XLA compile s",
             "non-finite points",
             "-log p at x0",
+            "rel. diff value / grad vs first",
         ],
         rows,
     )

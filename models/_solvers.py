@@ -44,6 +44,11 @@ MULTISTEP_SOLVERS = frozenset({"bdf", "ndf"})
 #: rest over 72 h instead of 5) and the gradient 15x slower (benchmarks/RESULTS.md).
 ROOT_FINDERS = ("chord", "newton", "verychord")
 
+#: Checkpoints of the reverse pass when ``checkpoints`` is not set: one per step up to
+#: ``max_steps``, at most this many (each holds one step's loop state, a few vectors
+#: of the state's size per condition).
+MAX_DEFAULT_CHECKPOINTS = 1024
+
 #: How the basal steady state is approached (see :func:`il6rcc.models.basal_state`).
 EQUILIBRATION = ("ptc", "ptc_integrate", "integrate")
 
@@ -91,6 +96,12 @@ class SolverSettings:
             near 1e6) stalls at t = 2.7 of 10 with max/1e-2, reaches t = 4.3 in 1e5
             steps with max/0.1, and finishes in 395 steps with rms/0.1 (CVODES's
             weighted RMS norm).
+        checkpoints: checkpoints of ``recursive_checkpoint``'s reverse pass; None
+            (default): one per step up to ``max_steps`` (at most
+            :data:`MAX_DEFAULT_CHECKPOINTS`), so a solve within its step budget is
+            not recomputed in the reverse pass. diffrax's own default is about
+            sqrt(2 max_steps) (24 for 300 steps): a solve of more steps is run
+            forward again, in part, during the reverse pass.
     """
 
     __pydantic_config__ = ConfigDict(extra="forbid")
@@ -107,6 +118,7 @@ class SolverSettings:
     steady_state_tol: float = 1e-8
     root_tol_factor: float = 1e-2
     root_norm: str = "max"
+    checkpoints: int | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -138,6 +150,12 @@ class SolverSettings:
             and self.max_steps > 0
         ):
             problems.append(f"max_steps must be an integer > 0, got {self.max_steps!r}")
+        if self.checkpoints is not None and not (
+            isinstance(self.checkpoints, int)
+            and not isinstance(self.checkpoints, bool)
+            and self.checkpoints > 0
+        ):
+            problems.append(f"checkpoints must be an integer > 0 or null, got {self.checkpoints!r}")
         if problems:
             raise ModelSpecError("invalid solver settings: " + "; ".join(problems))
 
@@ -168,7 +186,11 @@ class SolverSettings:
         return cls(root_finder=root)
 
     def make_adjoint(self) -> diffrax.AbstractAdjoint:
-        return ADJOINTS["recursive_checkpoint" if self.adjoint == AUTO else self.adjoint]()
+        name = "recursive_checkpoint" if self.adjoint == AUTO else self.adjoint
+        if name == "recursive_checkpoint":
+            n = self.checkpoints or min(self.max_steps, MAX_DEFAULT_CHECKPOINTS)
+            return diffrax.RecursiveCheckpointAdjoint(checkpoints=n)
+        return ADJOINTS[name]()
 
     def make_controller(self) -> diffrax.PIDController:
         return diffrax.PIDController(rtol=self.rtol, atol=self.atol)
@@ -178,6 +200,7 @@ __all__ = [
     "ADJOINTS",
     "EQUILIBRATION",
     "IMPLICIT_SOLVERS",
+    "MAX_DEFAULT_CHECKPOINTS",
     "MULTISTEP_SOLVERS",
     "ROOT_FINDERS",
     "SOLVERS",

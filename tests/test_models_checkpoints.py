@@ -1,0 +1,136 @@
+"""The reverse pass's checkpoints (SolverSettings.checkpoints): Robertson's problem
+through Kvaerno5 against a Radau reference, its gradient against finite differences,
+and (slow) the same solution and gradient as with diffrax's default checkpoints (the
+setting before 2026-12-01)."""
+
+import diffrax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.integrate
+
+from il6rcc.errors import ModelSpecError
+from il6rcc.models import SolverSettings
+from il6rcc.models._solvers import MAX_DEFAULT_CHECKPOINTS
+
+TIMES = np.array([0.1, 1.0, 10.0, 100.0, 1000.0])
+LOG_K = np.log(np.array([0.04, 3e7, 1e4]))  # Robertson's rate constants (very stiff)
+
+
+def robertson(t, y, k):
+    return jnp.stack(
+        [
+            -k[0] * y[0] + k[2] * y[1] * y[2],
+            k[0] * y[0] - k[2] * y[1] * y[2] - k[1] * y[1] ** 2,
+            k[1] * y[1] ** 2,
+        ]
+    )
+
+
+def solve(settings: SolverSettings, log_k):
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(robertson),
+        settings.make_solver(),
+        t0=0.0,
+        t1=float(TIMES[-1]),
+        dt0=None,
+        y0=jnp.array([1.0, 0.0, 0.0]),
+        args=jnp.exp(log_k),
+        saveat=diffrax.SaveAt(ts=jnp.asarray(TIMES)),
+        stepsize_controller=settings.make_controller(),
+        max_steps=settings.max_steps,
+        adjoint=settings.make_adjoint(),
+        throw=False,
+    )
+    return sol.ys, sol.result == diffrax.RESULTS.successful
+
+
+def loss(settings, log_k):
+    """Sum of the log states after the start (y2 is about 1e-5 .. 4e-5: every state's
+    relative error counts alike), and the states."""
+    ys, ok = solve(settings, log_k)
+    return jnp.sum(jnp.log(ys)), (ys, ok)
+
+
+def radau(log_k) -> np.ndarray:
+    """Reference solution: scipy's Radau IIA at rtol 1e-10 with the exact Jacobian."""
+    k1, k2, k3 = np.exp(log_k)
+
+    def f(t, y):
+        return [
+            -k1 * y[0] + k3 * y[1] * y[2],
+            k1 * y[0] - k3 * y[1] * y[2] - k2 * y[1] ** 2,
+            k2 * y[1] ** 2,
+        ]
+
+    def jac(t, y):
+        return [
+            [-k1, k3 * y[2], k3 * y[1]],
+            [k1, -k3 * y[2] - 2 * k2 * y[1], -k3 * y[1]],
+            [0.0, 2 * k2 * y[1], 0.0],
+        ]
+
+    sol = scipy.integrate.solve_ivp(
+        f, (0.0, TIMES[-1]), [1.0, 0.0, 0.0], "Radau", TIMES, jac=jac, rtol=1e-10, atol=1e-15
+    )
+    return sol.y.T
+
+
+SHIPPED = SolverSettings(rtol=1e-6, atol=1e-10, max_steps=1000)
+#: few checkpoints, as diffrax's default: the reverse pass recomputes forward steps
+BEFORE = SolverSettings(rtol=1e-6, atol=1e-10, max_steps=1000, checkpoints=5)
+
+
+def _compiled(settings):
+    """The jitted value and gradient of :func:`loss`, and its value, states, success and
+    gradient at LOG_K."""
+    fn = jax.jit(jax.value_and_grad(lambda x: loss(settings, x), has_aux=True))
+    (value, (ys, ok)), grad = fn(jnp.asarray(LOG_K))
+    return fn, float(value), np.asarray(ys), bool(ok), np.asarray(grad)
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return _compiled(SHIPPED)
+
+
+def test_one_checkpoint_per_step_by_default():
+    assert SolverSettings(max_steps=300).make_adjoint().checkpoints == 300
+    assert SolverSettings(max_steps=10**5).make_adjoint().checkpoints == MAX_DEFAULT_CHECKPOINTS
+    assert SolverSettings(checkpoints=7).make_adjoint().checkpoints == 7
+    assert isinstance(SolverSettings(adjoint="direct").make_adjoint(), diffrax.DirectAdjoint)
+    with pytest.raises(ModelSpecError, match="checkpoints must be an integer > 0"):
+        SolverSettings(checkpoints=0)
+
+
+def test_solution_within_the_tolerance(shipped):
+    _, _, ys, ok, _ = shipped
+    assert ok
+    # Robertson's global error at rtol 1e-6 is about 1.2e-4 (relative)
+    np.testing.assert_allclose(ys, radau(LOG_K), rtol=5e-4)
+
+
+def test_gradient_matches_finite_differences(shipped):
+    fn, _, _, _, grad = shipped
+    assert np.all(np.isfinite(grad))
+    h = 1e-3
+
+    def value(x):
+        return float(fn(jnp.asarray(x))[0][0])
+
+    fd = np.array([(value(LOG_K + h * e) - value(LOG_K - h * e)) / (2 * h) for e in np.eye(3)])
+    # central differences: O(h^2) truncation plus the solver's error over h
+    np.testing.assert_allclose(grad, fd, rtol=1e-3, atol=1e-4 * np.abs(fd).max())
+
+
+@pytest.mark.slow  # a second gradient compile (about 10 s)
+def test_same_solution_value_and_gradient_as_before(shipped):
+    _, value, ys, ok, grad = shipped
+    _, value_old, ys_old, ok_old, grad_old = _compiled(BEFORE)
+    assert ok and ok_old
+    # the same forward solve; the reverse pass recomputes steps from checkpoints with
+    # the same operations, so the gradients agree to rounding
+    np.testing.assert_array_equal(ys, ys_old)
+    assert value == value_old
+    np.testing.assert_allclose(grad, grad_old, rtol=1e-12, atol=1e-14 * np.abs(grad_old).max())
