@@ -10,6 +10,7 @@ import pytest
 import scipy.integrate
 import scipy.linalg
 import scipy.optimize
+from _robertson import radau_reference
 
 from il6rcc.models import BDF, SolverSettings, bdf_statistics
 from il6rcc.models import _bdf as bdf_module
@@ -199,25 +200,7 @@ def robertson_counted():
 
 def test_robertson_matches_a_tight_reference(robertson_counted):
     ts, sol, _ = robertson_counted
-    k1, k2, k3 = ROBERTSON_ARGS
-
-    def f(t, y):
-        return [
-            -k1 * y[0] + k3 * y[1] * y[2],
-            k1 * y[0] - k3 * y[1] * y[2] - k2 * y[1] ** 2,
-            k2 * y[1] ** 2,
-        ]
-
-    def jac(t, y):
-        return [
-            [-k1, k3 * y[2], k3 * y[1]],
-            [k1, -k3 * y[2] - 2 * k2 * y[1], -k3 * y[1]],
-            [0.0, 2 * k2 * y[1], 0.0],
-        ]
-
-    ref = scipy.integrate.solve_ivp(
-        f, (0.0, 1e6), [1.0, 0.0, 0.0], "Radau", t_eval=ts, rtol=1e-12, atol=1e-16, jac=jac
-    ).y.T
+    ref = radau_reference(ROBERTSON_ARGS, ts, rtol=1e-12, atol=1e-16)
     ys = np.asarray(sol.ys)
     # y2 is tiny (1e-5 .. 1e-10): judged against atol; y1, y3 to 50 rtol
     np.testing.assert_allclose(ys[:, [0, 2]], ref[:, [0, 2]], rtol=5e-7, atol=1e-12)

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import scipy.integrate
+from _robertson import radau_reference
 
 from il6rcc.errors import ModelSpecError
 from il6rcc.models import SolverSettings
@@ -55,26 +55,7 @@ def loss(settings, log_k):
 
 def radau(log_k) -> np.ndarray:
     """Reference solution: scipy's Radau IIA at rtol 1e-10 with the exact Jacobian."""
-    k1, k2, k3 = np.exp(log_k)
-
-    def f(t, y):
-        return [
-            -k1 * y[0] + k3 * y[1] * y[2],
-            k1 * y[0] - k3 * y[1] * y[2] - k2 * y[1] ** 2,
-            k2 * y[1] ** 2,
-        ]
-
-    def jac(t, y):
-        return [
-            [-k1, k3 * y[2], k3 * y[1]],
-            [k1, -k3 * y[2] - 2 * k2 * y[1], -k3 * y[1]],
-            [0.0, 2 * k2 * y[1], 0.0],
-        ]
-
-    sol = scipy.integrate.solve_ivp(
-        f, (0.0, TIMES[-1]), [1.0, 0.0, 0.0], "Radau", TIMES, jac=jac, rtol=1e-10, atol=1e-15
-    )
-    return sol.y.T
+    return radau_reference(np.exp(log_k), TIMES, rtol=1e-10, atol=1e-15)
 
 
 SHIPPED = SolverSettings(rtol=1e-6, atol=1e-10, max_steps=1000)
