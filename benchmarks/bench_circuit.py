@@ -45,11 +45,7 @@ import diffrax  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-from _prototypes import (  # noqa: E402
-    InverseChordSettings,
-    MoreCheckpointsSettings,
-    StepJacobianSettings,
-)
+from _prototypes import MoreCheckpointsSettings  # noqa: E402
 
 from il6rcc.models import (  # noqa: E402
     Condition,
@@ -108,18 +104,16 @@ VARIANTS = [
      ("grad",), "reverse", None, False),
     ("adjoint_forward", "adjoint = forward (jax.jacfwd, 184 tangents)",
      lambda: SolverSettings(adjoint="forward"), ("grad",), "forward", 2, False),
-    ("proto_inverse_chord", "PROTOTYPE kvaerno5 + InverseChord",
-     lambda: InverseChordSettings(), ("fwd", "grad"), "reverse", None, False),
+    ("root_chord", "kvaerno5 + optimistix chord (Jacobian and LU per stage; before 2026-12-01)",
+     lambda: SolverSettings(root_finder="chord"), ("fwd", "grad"), "reverse", None, False),
     ("proto_tsit5_checkpoints", "PROTOTYPE tsit5 + 512 checkpoints",
      lambda: MoreCheckpointsSettings(solver="tsit5"), ("grad",), "reverse", None, False),
     ("root_newton", "kvaerno5 + Newton root finder",
      lambda: SolverSettings(root_finder="newton"), ("fwd", "grad"), "reverse", None, True),
     ("equilibration_integrate", "pre-equilibration by integration (before PTC)",
      lambda: SolverSettings(equilibration="integrate"), ("fwd", "grad"), "reverse", None, True),
-    ("proto_step_jacobian", "PROTOTYPE kvaerno5 + chord with the per-step Jacobian (LU)",
-     lambda: StepJacobianSettings(), ("fwd", "grad"), "reverse", None, True),
-    ("proto_inverse_chord_map", "PROTOTYPE InverseChord + batching = map",
-     lambda: InverseChordSettings(batching="map"), ("fwd", "grad"), "reverse", None, True),
+    ("root_step_chord_lu", "kvaerno5 + step_chord_lu (the step's Jacobian, LU per iteration)",
+     lambda: SolverSettings(root_finder="step_chord_lu"), ("fwd", "grad"), "reverse", None, True),
 ]  # fmt: skip
 
 

@@ -8,6 +8,7 @@ from ._bdf import BDFInterpolation as BDFInterpolation
 from ._bdf import BDFState as BDFState
 from ._bdf import BDFStatistics as BDFStatistics
 from ._bdf import bdf_statistics as bdf_statistics
+from ._chord import StepChord as StepChord
 from ._dosing import Bolus as Bolus
 from ._dosing import DosingSchedule as DosingSchedule
 from ._dosing import Exposure as Exposure

@@ -17,6 +17,7 @@ from pydantic import ConfigDict
 from ..errors import ModelSpecError, choices
 from ._batching import BATCHING, Batching
 from ._bdf import BDF
+from ._chord import StepChord
 from ._sparse_lu import sparse_solver_for
 
 #: Solver classes by name. Implicit (ESDIRK) solvers get a chord root finder, see
@@ -37,12 +38,19 @@ SOLVERS: dict[str, type[diffrax.AbstractSolver]] = {
 IMPLICIT_SOLVERS = frozenset({"kvaerno5", "kvaerno4", "kvaerno3"})
 MULTISTEP_SOLVERS = frozenset({"bdf", "ndf"})
 
-#: Root finders for the implicit stages. ``chord`` (default) iterates with the Jacobian
-#: of the step's start to a tolerance 100x tighter than the step controller's.
-#: diffrax's own default (``verychord``) stops after a fixed contraction test; on the
-#: circuit it made Kvaerno5 reject over half of its steps (930 steps for a system at
-#: rest over 72 h instead of 5) and the gradient 15x slower (benchmarks/RESULTS.md).
-ROOT_FINDERS = ("chord", "newton", "verychord")
+#: Root finders for the implicit stages, all iterating to a tolerance 100x tighter than
+#: the step controller's (``root_tol_factor``). ``chord`` is optimistix's chord method:
+#: at each of Kvaerno5's six implicit stages it forms the stage Jacobian at the stage's
+#: predictor and factorises it (LU). ``step_chord`` (default) iterates every stage with
+#: the Jacobian diffrax forms once per step, inverted once (each iteration a
+#: matrix-vector product): 0.66x the gradient time of ``chord`` on the circuit, the same
+#: gradient to 2e-12; ``step_chord_lu`` the same with lineax's LU solve per iteration (see
+#: :class:`il6rcc.models._chord.StepChord`, and benchmarks/RESULTS.md for the
+#: measured cost). ``newton`` linearises at every iteration. diffrax's own default
+#: (``verychord``) stops after a fixed contraction test; on the circuit it made
+#: Kvaerno5 reject over half of its steps (930 steps for a system at rest over 72 h
+#: instead of 5) and the gradient 15x slower (benchmarks/RESULTS.md).
+ROOT_FINDERS = ("chord", "step_chord", "step_chord_lu", "newton", "verychord")
 
 #: Checkpoints of the reverse pass when ``checkpoints`` is not set: one per step up to
 #: ``max_steps``, at most this many (each holds one step's loop state, a few vectors
@@ -76,7 +84,8 @@ class SolverSettings:
             ``auto``: the caller chooses (the PEtab path: forward sensitivities for
             problems with few estimated parameters, see
             :func:`il6rcc.petab_io.gradient_solver`; elsewhere ``recursive_checkpoint``).
-        root_finder: name in :data:`ROOT_FINDERS`, for implicit solvers.
+        root_finder: name in :data:`ROOT_FINDERS`, for implicit solvers (``chord``:
+            the root finder before 2026-12-01).
         batching: ``vmap`` solves all conditions in lock-step (one vectorised loop);
             ``map`` solves them one after another (each takes only its own steps);
             ``shard`` splits the lock-step batch over the process's devices (on CPU:
@@ -111,7 +120,7 @@ class SolverSettings:
     atol: float = 1e-8
     max_steps: int = 4096
     adjoint: str = "recursive_checkpoint"
-    root_finder: str = "chord"
+    root_finder: str = "step_chord"
     batching: Batching = "vmap"
     equilibration: str = "ptc"
     equilibration_time: float = 1e4
@@ -182,7 +191,12 @@ class SolverSettings:
             return cls()
         tol = {"rtol": self.rtol * self.root_tol_factor, "atol": self.atol * self.root_tol_factor}
         tol["norm"] = optx.rms_norm if self.root_norm == "rms" else optx.max_norm
-        root = optx.Chord(**tol) if self.root_finder == "chord" else optx.Newton(**tol)
+        if self.root_finder == "chord":
+            root = optx.Chord(**tol)
+        elif self.root_finder in ("step_chord", "step_chord_lu"):
+            root = StepChord(**tol, inverse=self.root_finder == "step_chord")
+        else:
+            root = optx.Newton(**tol)
         return cls(root_finder=root)
 
     def make_adjoint(self) -> diffrax.AbstractAdjoint:

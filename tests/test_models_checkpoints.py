@@ -8,55 +8,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _robertson import radau_reference
+from _robertson import LOG_K, central_differences, loss, radau
 
 from il6rcc.errors import ModelSpecError
 from il6rcc.models import SolverSettings
 from il6rcc.models._solvers import MAX_DEFAULT_CHECKPOINTS
-
-TIMES = np.array([0.1, 1.0, 10.0, 100.0, 1000.0])
-LOG_K = np.log(np.array([0.04, 3e7, 1e4]))  # Robertson's rate constants (very stiff)
-
-
-def robertson(t, y, k):
-    return jnp.stack(
-        [
-            -k[0] * y[0] + k[2] * y[1] * y[2],
-            k[0] * y[0] - k[2] * y[1] * y[2] - k[1] * y[1] ** 2,
-            k[1] * y[1] ** 2,
-        ]
-    )
-
-
-def solve(settings: SolverSettings, log_k):
-    sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(robertson),
-        settings.make_solver(),
-        t0=0.0,
-        t1=float(TIMES[-1]),
-        dt0=None,
-        y0=jnp.array([1.0, 0.0, 0.0]),
-        args=jnp.exp(log_k),
-        saveat=diffrax.SaveAt(ts=jnp.asarray(TIMES)),
-        stepsize_controller=settings.make_controller(),
-        max_steps=settings.max_steps,
-        adjoint=settings.make_adjoint(),
-        throw=False,
-    )
-    return sol.ys, sol.result == diffrax.RESULTS.successful
-
-
-def loss(settings, log_k):
-    """Sum of the log states after the start (y2 is about 1e-5 .. 4e-5: every state's
-    relative error counts alike), and the states."""
-    ys, ok = solve(settings, log_k)
-    return jnp.sum(jnp.log(ys)), (ys, ok)
-
-
-def radau(log_k) -> np.ndarray:
-    """Reference solution: scipy's Radau IIA at rtol 1e-10 with the exact Jacobian."""
-    return radau_reference(np.exp(log_k), TIMES, rtol=1e-10, atol=1e-15)
-
 
 SHIPPED = SolverSettings(rtol=1e-6, atol=1e-10, max_steps=1000)
 #: few checkpoints, as diffrax's default: the reverse pass recomputes forward steps
@@ -95,12 +51,7 @@ def test_solution_within_the_tolerance(shipped):
 def test_gradient_matches_finite_differences(shipped):
     fn, _, _, _, grad = shipped
     assert np.all(np.isfinite(grad))
-    h = 1e-3
-
-    def value(x):
-        return float(fn(jnp.asarray(x))[0][0])
-
-    fd = np.array([(value(LOG_K + h * e) - value(LOG_K - h * e)) / (2 * h) for e in np.eye(3)])
+    fd = central_differences(lambda x: float(fn(jnp.asarray(x))[0][0]), LOG_K)
     # central differences: O(h^2) truncation plus the solver's error over h
     np.testing.assert_allclose(grad, fd, rtol=1e-3, atol=1e-4 * np.abs(fd).max())
 

@@ -1,0 +1,68 @@
+"""The step-Jacobian chord root finder (models/_chord.py): Robertson's problem through
+Kvaerno5 with diffrax's automatic first step, whose first step is rejected after a
+stage's chord iteration diverged. Before a failed stage solve returned its starting
+point, the forward solution was right and every component of the gradient was NaN."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optimistix as optx
+import pytest
+from _robertson import LOG_K, central_differences, loss, radau
+
+from il6rcc.models import SolverSettings, StepChord
+
+
+def _settings(root_finder: str) -> SolverSettings:
+    return SolverSettings(rtol=1e-6, atol=1e-10, max_steps=1000, root_finder=root_finder)
+
+
+#: the LU variant differs only in the linear solve of each iteration: a second compile
+#: (about 10 s), so outside the default run
+ROOT_FINDERS = ["step_chord", pytest.param("step_chord_lu", marks=pytest.mark.slow)]
+
+
+@pytest.fixture(scope="module", params=ROOT_FINDERS)
+def step_chord(request):
+    """The jitted value and gradient of the Robertson loss, and its value, states,
+    success and gradient at LOG_K."""
+    settings = _settings(request.param)
+    fn = jax.jit(jax.value_and_grad(lambda x: loss(settings, x), has_aux=True))
+    (value, (ys, ok)), grad = fn(jnp.asarray(LOG_K))
+    return fn, float(value), np.asarray(ys), bool(ok), np.asarray(grad)
+
+
+def test_solution_within_the_tolerance(step_chord):
+    _, _, ys, ok, _ = step_chord
+    assert ok
+    # Robertson's global error at rtol 1e-6 is about 1.2e-4 (relative)
+    np.testing.assert_allclose(ys, radau(LOG_K), rtol=5e-4)
+
+
+def test_gradient_is_finite_and_matches_finite_differences(step_chord):
+    fn, _, _, _, grad = step_chord
+    assert np.all(np.isfinite(grad)), grad
+    fd = central_differences(lambda x: float(fn(jnp.asarray(x))[0][0]), LOG_K)
+    # central differences: O(h^2) truncation plus the solver's error over h
+    np.testing.assert_allclose(grad, fd, rtol=1e-3, atol=1e-4 * np.abs(fd).max())
+
+
+@pytest.mark.parametrize("inverse", [False, True])
+def test_a_failed_solve_returns_its_starting_point(inverse):
+    """y^2 + 1 = 0 has no real root: the chord iteration fails, and its value is the
+    starting point, not the last (diverging) iterate."""
+    root = StepChord(rtol=1e-8, atol=1e-10, inverse=inverse)
+    start = jnp.array([0.5, -2.0])
+    sol = optx.root_find(lambda y, _: y**2 + 1.0, root, start, throw=False, max_steps=20)
+    assert sol.result != optx.RESULTS.successful
+    np.testing.assert_array_equal(np.asarray(sol.value), np.asarray(start))
+
+
+@pytest.mark.parametrize("inverse", [False, True])
+def test_a_converged_solve_is_the_root(inverse):
+    root = StepChord(rtol=1e-10, atol=1e-12, inverse=inverse)
+    sol = optx.root_find(
+        lambda y, _: y**2 - jnp.array([4.0, 9.0]), root, jnp.array([1.8, 3.1]), throw=False
+    )
+    assert sol.result == optx.RESULTS.successful
+    np.testing.assert_allclose(np.asarray(sol.value), [2.0, 3.0], rtol=1e-9)
