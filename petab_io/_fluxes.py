@@ -21,6 +21,12 @@ by one scatter-add.
 
 The compartment sizes are outputs of the same tape (they may be definitions); the
 decomposition is used only where none depends on a state.
+
+Two uses: :meth:`FluxJacobian.values` gives df/dy at the nonzeros the sparse LU
+reads (a sweep over the state columns); :meth:`FluxJacobian.jacobian` the dense
+Jacobian with respect to (y, p, t) (a sweep over all columns, the quotient rule for
+sizes that are parameters), which the vector field's JVP rule multiplies tangents by
+(forward sensitivities, ``jax.jacfwd``, and reverse mode through its transpose).
 """
 
 from __future__ import annotations
@@ -40,7 +46,8 @@ class FluxJacobian:
     """df/dy at the entries of a fixed pattern, through the fluxes (module docstring).
 
     Attributes:
-        tape: evaluates ``(w, V)``: the fluxes, then the compartment sizes used.
+        tape: evaluates ``(w, V)``: the ``n_fluxes`` fluxes, then the compartment
+            sizes used.
         n_entries: length of the result (the entries of ``pattern | I``, row-major).
         flux: [n_terms] which output of ``tape`` each term differentiates.
         colour: [n_terms] the colour of the term's state column (``tape.state_colour``).
@@ -48,15 +55,27 @@ class FluxJacobian:
         volume: [n_terms] the output of ``tape`` that divides the term, or
             ``tape``'s number of outputs for none (it reads a 1 appended there).
         entry: [n_terms] the position in the result the term is added to.
+        full_row, full_col, full_flux, full_colour, full_coefficient: the same for
+            the terms of ``N' dw/d(y, p, t)`` (row and column of df/d(y, p, t); the
+            colour is ``tape.colour``'s), before the division by the sizes.
+        state_volume: [n_states] the output of ``tape`` that divides each state's
+            derivative, or ``tape``'s number of outputs for none.
     """
 
     tape: Tape
+    n_fluxes: int
     n_entries: int
     flux: np.ndarray
     colour: np.ndarray
     coefficient: np.ndarray
     volume: np.ndarray
     entry: np.ndarray
+    full_row: np.ndarray
+    full_col: np.ndarray
+    full_flux: np.ndarray
+    full_colour: np.ndarray
+    full_coefficient: np.ndarray
+    state_volume: np.ndarray
 
     @property
     def n_colours(self) -> int:
@@ -71,6 +90,25 @@ class FluxJacobian:
         return jax.ops.segment_sum(
             terms, self.entry, num_segments=self.n_entries, indices_are_sorted=True
         )
+
+    def jacobian(self, t, y, p, f):
+        """df/d(y, p, t) [n_states, n_states + n_params + 1], dense, at ``f`` =
+        f(t, y, p): ``(N' dw - f dV) / V`` row by row (the quotient rule; ``dV`` is 0
+        for states without a size)."""
+        tape = self.tape
+        n_cols = tape.pattern.shape[1]
+        outputs, compressed = tape.compressed_jacobian(t, y, p)
+        terms = self.full_coefficient * compressed[self.full_flux, self.full_colour]
+        raw = jnp.zeros((self.state_volume.shape[0], n_cols), dtype=y.dtype)
+        raw = raw.at[self.full_row, self.full_col].add(terms)
+        sizes = np.arange(self.n_fluxes, tape.outputs.shape[0])
+        if sizes.size == 0:
+            return raw
+        d_size = jnp.where(tape.pattern[sizes], compressed[sizes][:, tape.colour], 0.0)
+        d_size = jnp.concatenate([d_size, jnp.zeros((1, n_cols), dtype=y.dtype)])
+        size = jnp.concatenate([outputs[sizes], jnp.ones((1,), dtype=y.dtype)])
+        which = self.state_volume - self.n_fluxes  # the appended row for none
+        return (raw - f[:, None] * d_size[which]) / size[which][:, None]
 
 
 def flux_jacobian(spec: SbmlSpec, pattern: np.ndarray) -> FluxJacobian | None:
@@ -108,18 +146,34 @@ def flux_jacobian(spec: SbmlSpec, pattern: np.ndarray) -> FluxJacobian | None:
         for j in np.flatnonzero(depends[r]):
             terms.append((position[i, j], r, tape.state_colour[j], c, v))
     terms.sort(key=lambda term: term[0])
+    full = [
+        (i, j, r, tape.colour[j], c)
+        for i, r, c, _ in products
+        for j in np.flatnonzero(tape.pattern[r])
+    ]
+    full_table = np.array(full, dtype=np.float64).reshape(-1, 5)
+    state_volume = np.full(n, none, dtype=np.int64)
+    for i, _, _, v in products:
+        state_volume[i] = v
     table = np.array(terms, dtype=np.float64).reshape(-1, 5)
     entry = table[:, 0].astype(np.int64)
     if (entry < 0).any() or not pattern[rows[entry], cols[entry]].all():
         return None  # a term outside the pattern: the derivatives are not N' w
     return FluxJacobian(
         tape=tape,
+        n_fluxes=n_fluxes,
         n_entries=int(rows.size),
         flux=table[:, 1].astype(np.int64),
         colour=table[:, 2].astype(np.int64),
         coefficient=table[:, 3],
         volume=table[:, 4].astype(np.int64),
         entry=entry,
+        full_row=full_table[:, 0].astype(np.int64),
+        full_col=full_table[:, 1].astype(np.int64),
+        full_flux=full_table[:, 2].astype(np.int64),
+        full_colour=full_table[:, 3].astype(np.int64),
+        full_coefficient=full_table[:, 4],
+        state_volume=state_volume,
     )
 
 

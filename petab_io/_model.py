@@ -127,7 +127,8 @@ class SbmlModel(ODEModel):
 
     @cached_property
     def _tape_field(self):
-        return tape_vector_field(self.tape)
+        flux = self.flux_jacobian
+        return tape_vector_field(self.tape, flux.jacobian if flux is not None else None)
 
     @property
     def jacobian_pattern(self):

@@ -495,9 +495,11 @@ def _sparsity(nodes: list[tuple], roots: list[int], n_y: int, n_p: int) -> np.nd
     return pattern
 
 
-def vector_field(tape: Tape):
+def vector_field(tape: Tape, jacobian=None):
     """``f(t, y, p)`` evaluated by ``tape``, with a custom JVP that multiplies the
-    tangents by the coloured Jacobian (see the module docstring)."""
+    tangents by the coloured Jacobian (see the module docstring), or by
+    ``jacobian(t, y, p, f)`` [n_out, n_states + n_params + 1] where given (the model's
+    own, e.g. through its reaction fluxes)."""
     n_y, n_p = tape.n_states, tape.n_params
 
     @jax.custom_jvp
@@ -510,7 +512,11 @@ def vector_field(tape: Tape):
         dt, dy, dp = tangents
         # A dense product: under jax.jacfwd (500 tangents) it is one matrix product,
         # where a product with the nonzeros (gather, scatter-add) took 7x longer.
-        value, jac = tape.jacobian(t, y, p)
+        if jacobian is None:
+            value, jac = tape.jacobian(t, y, p)
+        else:
+            value = tape(t, y, p)
+            jac = jacobian(t, y, p, value)
         out = jac[:, :n_y] @ dy + jac[:, n_y : n_y + n_p] @ dp.astype(y.dtype)
         return value, out + jac[:, n_y + n_p] * jnp.asarray(dt, dtype=y.dtype)
 

@@ -21,7 +21,7 @@ N_PARTNERS = 30
 def _hub_network() -> str:
     """H binds N_PARTNERS partners P_i into complexes C_i (the hub); C_0 moves to the
     nucleus as N; H makes the amount A (Michaelis-Menten); P_1 catalyses P_4 -> X;
-    g' = k_g N - g (a rate rule) drives P_2's synthesis; s = H + C_0 (an assignment
+    g' = k_g N - g (a rate rule) drives P_2's synthesis (fading in time); s = H + C_0 (an assignment
     rule) speeds P_3's decay."""
     doc = libsbml.SBMLDocument(3, 1)
     m = doc.createModel()
@@ -90,7 +90,7 @@ def _hub_network() -> str:
     reaction("transport", ["C0"], ["N"], "kt * C0 * cyt")
     reaction("make_A", [], ["A"], "ka * H / (Km + H)")
     reaction("catalysis", ["P1", "P4"], ["P1", "X"], "kcat * P1 * P4 * cyt")
-    reaction("feed", [], ["P2"], "g * cyt")
+    reaction("feed", [], ["P2"], "g * cyt * exp(-0.1 * time)")
     reaction("decay", ["P3"], [], "kd * P3 * s * cyt")
     return libsbml.writeSBMLToString(doc)
 
@@ -113,7 +113,17 @@ def _node_by_node(model):
     return f
 
 
+def _random_points(model, rng):
+    n = model.n_states
+    for t in (0.0, 2.5):
+        y = jnp.asarray(rng.uniform(0.0, 3.0, n) * 10.0 ** rng.uniform(-2, 1, n))
+        scale = rng.uniform(0.5, 2.0, model.n_params)
+        yield t, y, jnp.asarray(np.asarray(model.default_params()) * scale)
+
+
 def test_flux_jacobian_equals_the_jacobian_with_fewer_colours(hub):
+    """What the BDF reads (df/dy at the sparse LU's entries) and what the vector
+    field's JVP multiplies by (df/d(y, p, t), dense; forward and reverse mode)."""
     flux = hub.flux_jacobian
     assert flux is not None
     # the hub's row depends on every partner: df/dy needs a colour per partner, the
@@ -123,17 +133,31 @@ def test_flux_jacobian_equals_the_jacobian_with_fewer_colours(hub):
     n = hub.n_states
     pattern = hub.jacobian_pattern
     rows, cols = np.nonzero(pattern | np.eye(n, dtype=bool))
-    reference = jax.jit(jax.jacfwd(_node_by_node(hub), argnums=1))
-    ours = jax.jit(hub.jacobian_values)
-    rng = np.random.default_rng(3)
-    for t in (0.0, 2.5):
-        y = jnp.asarray(rng.uniform(0.0, 3.0, n) * 10.0 ** rng.uniform(-2, 1, n))
-        p = jnp.asarray(np.asarray(hub.default_params()) * rng.uniform(0.5, 2.0, hub.n_params))
-        full = np.asarray(reference(t, y, p))
-        assert np.all(full[~(pattern | np.eye(n, dtype=bool))] == 0.0)
-        np.testing.assert_allclose(
-            np.asarray(ours(t, y, p)), full[rows, cols], rtol=1e-12, atol=1e-14
-        )
+    reference = jax.jit(jax.jacfwd(_node_by_node(hub), argnums=(0, 1, 2)))
+    weights = jnp.asarray(np.random.default_rng(5).normal(size=n))
+
+    @jax.jit
+    def ours(t, y, p):
+        def f(t, y, p):
+            return hub.vector_field(t, y, p, None)
+
+        grads = jax.grad(lambda *a: jnp.dot(weights, f(*a)), argnums=(0, 1, 2))(t, y, p)
+        return hub.jacobian_values(t, y, p), jax.jacfwd(f, argnums=(0, 1, 2))(t, y, p), grads
+
+    for t, y, p in _random_points(hub, np.random.default_rng(3)):
+        ref = [np.asarray(a) for a in reference(t, y, p)]
+        values, jacs, grads = ours(t, y, p)
+        assert np.all(ref[1][~(pattern | np.eye(n, dtype=bool))] == 0.0)
+        np.testing.assert_allclose(np.asarray(values), ref[1][rows, cols], rtol=1e-12, atol=1e-14)
+        # atol: 1e-12 of the largest entry (the reference's cancellations, e.g. the
+        # catalyst's, leave rounding-sized entries where ours are exactly 0)
+        for got, want in zip(jacs, ref, strict=True):
+            atol = 1e-12 * np.abs(want).max()
+            np.testing.assert_allclose(np.asarray(got), want, rtol=1e-12, atol=atol)
+        for got, want in zip(grads, ref, strict=True):
+            want = np.asarray(weights) @ want
+            atol = 1e-12 * np.abs(want).max()
+            np.testing.assert_allclose(np.asarray(got), want, rtol=1e-12, atol=atol)
 
 
 def test_flux_jacobian_refuses_a_pattern_that_misses_a_term(hub):
