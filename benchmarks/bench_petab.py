@@ -34,9 +34,11 @@ each quantity, as they take the peer's faster call.
 Run: ``python benchmarks/bench_petab.py`` (``make bench`` runs everything). The large
 Chen_MSB2009 (500 states) is measured apart, into ``results/petab_chen.*``:
 ``OPENBLAS_NUM_THREADS=1 python benchmarks/bench_petab.py --problems Chen_MSB2009
---settings bdf --repeats 2 --no-warmup --no-il6rcc-gradient --amici-gradients
-bare-adjoint --name petab_chen`` (one il6rcc llh takes half a minute on loaded
-cores; compiling its reverse-mode gradient took 14 min; see RESULTS.md). Models
+--settings bdf --repeats 3 --no-warmup --no-il6rcc-gradient --amici-gradients
+bare-adjoint --name petab_chen`` (one il6rcc llh takes 10-30 s on loaded cores); its
+gradient apart (``--repeats 1 --no-warm-compile --name petab_chen_gradient``, without
+``--no-il6rcc-gradient``: compiling it took 5 min and one call 13 min on loaded
+cores, and it disagrees with AMICI's; see RESULTS.md). Models
 evaluated by a tape also get their solver kernels timed (dense, and the sparse ones the
 BDF uses) and their Jacobian's sparsity reported (:func:`kernel_costs`).
 """
@@ -603,9 +605,8 @@ def report(res: dict) -> str:
             if ref is not None:
                 within = abs(il["llh"] - ref) <= LLH_RTOL * abs(ref)
                 ok = f"reference {ref}: {'within' if within else 'OUTSIDE'} rtol {LLH_RTOL}"
-            diff = gradient_difference(
-                il["gradient"], am.get("gradient_forward", am.get("gradient_adjoint", {}))
-            )
+            peer = "forward" if "gradient_forward" in am else "adjoint"
+            diff = gradient_difference(il["gradient"], am.get(f"gradient_{peer}", {}))
 
             def warm_text(part, warm=warm):
                 if part not in warm:
@@ -637,7 +638,7 @@ def report(res: dict) -> str:
                 )
                 + compile_text
                 + (
-                    f"; gradient vs AMICI forward: max |diff| / max |grad| "
+                    f"; gradient vs AMICI {peer}: max |diff| / max |grad| "
                     f"{diff['max_abs_diff_over_max_abs']:.1e} ({diff['entries']} entries)"
                     if diff
                     else ""
