@@ -34,9 +34,11 @@ each quantity, as they take the peer's faster call.
 Run: ``python benchmarks/bench_petab.py`` (``make bench`` runs everything). The large
 Chen_MSB2009 (500 states) is measured apart, into ``results/petab_chen.*``:
 ``OPENBLAS_NUM_THREADS=1 python benchmarks/bench_petab.py --problems Chen_MSB2009
---settings bdf --repeats 2 --no-warmup --no-il6rcc-gradient --amici-gradients
-bare-adjoint --name petab_chen`` (one il6rcc llh takes half a minute on loaded
-cores; compiling its reverse-mode gradient took 14 min; see RESULTS.md). Models
+--settings bdf --repeats 3 --no-warmup --no-il6rcc-gradient --amici-gradients
+bare-adjoint --name petab_chen`` (one il6rcc llh takes 10-30 s on loaded cores); its
+gradient apart (``--repeats 1 --no-warm-compile --name petab_chen_gradient``, without
+``--no-il6rcc-gradient``: compiling it took 5 min and one call 13 min on loaded
+cores, and it disagrees with AMICI's; see RESULTS.md). Models
 evaluated by a tape also get their solver kernels timed (dense, and the sparse ones the
 BDF uses) and their Jacobian's sparsity reported (:func:`kernel_costs`).
 """
@@ -225,6 +227,15 @@ def kernel_costs(name: str, repeats: int = 20) -> dict | None:
         values = jnp.asarray(np.asarray(matrix)[sparse.rows, sparse.cols])
         factors = sparse.factorise(values)
         kernels["jacobian_values"] = (lambda y, p: model.jacobian_values(0.0, y, p), (y, p))
+        if getattr(model, "flux_jacobian", None) is not None:
+            # what the BDF read before the fluxes: df/dy's own sweep over the states
+            rows, cols = sparse.rows, sparse.cols
+            kernels["jacobian_values_tape"] = (
+                lambda y, p: tape.compressed_jacobian(0.0, y, p, states_only=True)[1][
+                    rows, tape.state_colour[cols]
+                ],
+                (y, p),
+            )
         kernels["sparse_factor"] = (sparse.factorise, (values,))
         kernels["sparse_solve"] = (sparse.solve, (factors, y))
     out: dict = {}
@@ -247,8 +258,12 @@ def kernel_costs(name: str, repeats: int = 20) -> dict | None:
         jacobian_density=float(pattern.mean()),
         max_nonzeros_per_row=int(pattern.sum(axis=1).max()),
         colours=tape.n_colours,
+        state_colours=tape.n_state_colours,
         jacobian_columns=int(tape.pattern.shape[1]),
     )
+    flux = getattr(model, "flux_jacobian", None)
+    if flux is not None:
+        out.update(flux_colours=flux.n_colours, flux_terms=int(flux.flux.size))
     return out
 
 
@@ -590,9 +605,8 @@ def report(res: dict) -> str:
             if ref is not None:
                 within = abs(il["llh"] - ref) <= LLH_RTOL * abs(ref)
                 ok = f"reference {ref}: {'within' if within else 'OUTSIDE'} rtol {LLH_RTOL}"
-            diff = gradient_difference(
-                il["gradient"], am.get("gradient_forward", am.get("gradient_adjoint", {}))
-            )
+            peer = "forward" if "gradient_forward" in am else "adjoint"
+            diff = gradient_difference(il["gradient"], am.get(f"gradient_{peer}", {}))
 
             def warm_text(part, warm=warm):
                 if part not in warm:
@@ -624,7 +638,7 @@ def report(res: dict) -> str:
                 )
                 + compile_text
                 + (
-                    f"; gradient vs AMICI forward: max |diff| / max |grad| "
+                    f"; gradient vs AMICI {peer}: max |diff| / max |grad| "
                     f"{diff['max_abs_diff_over_max_abs']:.1e} ({diff['entries']} entries)"
                     if diff
                     else ""
@@ -687,6 +701,14 @@ def report(res: dict) -> str:
                     f"solve {k['sparse_solve_ms']:.3f}; L + U of the sparse part "
                     f"{k['sparse_fill']} nonzeros in {k['sparse_levels']} levels, dense "
                     f"tail {k['sparse_tail']} x {k['sparse_tail']}"
+                )
+            if "flux_colours" in k:
+                text.append(
+                    f"- Jacobian values through the fluxes (df/dy = diag(1/V) N dv/dy): "
+                    f"{k['flux_colours']} colours for the rates' state columns against "
+                    f"{k['state_colours']} for df/dy's, {k['flux_terms']} terms; median ms "
+                    f"{k['jacobian_values_ms']:.3f} against {k['jacobian_values_tape_ms']:.3f} "
+                    f"by df/dy's own sweep"
                 )
         text.append("")
     return "\n".join(text) + "\n"

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..models import InputSpec, ObservableSpec, ODEModel, ParameterSpec
+from ._fluxes import FluxJacobian, flux_jacobian
 from ._math import JaxBackend, LazyEnv, evaluate
 from ._sbml import SbmlSpec
 from ._tape import Tape, build_tape
@@ -126,7 +127,8 @@ class SbmlModel(ODEModel):
 
     @cached_property
     def _tape_field(self):
-        return tape_vector_field(self.tape)
+        flux = self.flux_jacobian
+        return tape_vector_field(self.tape, flux.jacobian if flux is not None else None)
 
     @property
     def jacobian_pattern(self):
@@ -143,15 +145,27 @@ class SbmlModel(ODEModel):
         pattern = self.jacobian_pattern
         return (pattern, self.jacobian_values) if pattern is not None else (None, None)
 
+    @cached_property
+    def flux_jacobian(self) -> FluxJacobian | None:
+        """df/dy through the reaction fluxes (:mod:`._fluxes`) for tape models whose
+        derivatives are stoichiometric sums and rate rules, else None."""
+        pattern = self.jacobian_pattern
+        return None if pattern is None else flux_jacobian(self.spec, pattern)
+
     def jacobian_values(self, t, y, params):
         """df/dy at the entries of ``jacobian_pattern | I`` (row-major, 0 on added
-        diagonal entries), read off the tape's compressed Jacobian: one coloured sweep
-        (:meth:`Tape.compressed_jacobian`), no products. For tape models only."""
+        diagonal entries). Through the fluxes where :attr:`flux_jacobian` exists (a
+        sweep with as many tangents as the rates' columns need colours); otherwise
+        read off the tape's compressed df/dy (one coloured sweep over the states, no
+        products). For tape models only."""
+        flux = self.flux_jacobian
+        if flux is not None:
+            return flux.values(t, y, params)
         n = self.n_states
         pattern = self.jacobian_pattern
         rows, cols = np.nonzero(pattern | np.eye(n, dtype=bool))
-        compressed = self.tape.compressed_jacobian(t, y, params)[1]
-        values = compressed[rows, self.tape.colour[cols]]
+        compressed = self.tape.compressed_jacobian(t, y, params, states_only=True)[1]
+        values = compressed[rows, self.tape.state_colour[cols]]
         return jnp.where(pattern[rows, cols], values, 0.0)
 
     def vector_field(self, t, y, params, inputs):

@@ -245,7 +245,9 @@ class Tape:
 
     ``pattern`` [n_outputs, n_states + n_params + 1] is the structural sparsity of
     the Jacobian with respect to (y, p, t); ``colour`` [n_states + n_params + 1] the
-    colour of each of its columns (``n_colours`` in all).
+    colour of each of its columns (``n_colours`` in all); ``state_colour``
+    [n_states] a colouring of the state columns alone (``n_state_colours``), for
+    sweeps that need df/dy only.
     """
 
     constants: np.ndarray
@@ -257,6 +259,8 @@ class Tape:
     pattern: np.ndarray
     colour: np.ndarray
     n_colours: int
+    state_colour: np.ndarray
+    n_state_colours: int
 
     def _leaves(self, t, y, p):
         dtype = y.dtype
@@ -289,16 +293,23 @@ class Tape:
         jac = jnp.where(self.pattern, compressed[:, self.colour], 0.0)
         return value, jac
 
-    def compressed_jacobian(self, t, y, p):
+    def compressed_jacobian(self, t, y, p, states_only: bool = False):
         """``(f [n_out], C [n_out, n_colours])``: the values and the compressed
-        Jacobian (column ``c``: the sum of the Jacobian's columns of colour ``c``)."""
+        Jacobian (column ``c``: the sum of the Jacobian's columns of colour ``c``).
+        With ``states_only``, of df/dy alone: ``C [n_out, n_state_colours]``, by
+        ``state_colour``."""
         leaves = self._leaves(t, y, p)
         n_c = self.constants.shape[0]
         n_cols = self.n_states + self.n_params + 1
-        seeds = jnp.asarray(np.eye(self.n_colours)[self.colour], dtype=y.dtype)
+        if states_only:
+            n_colours = self.n_state_colours
+            seeds = jnp.asarray(np.eye(n_colours)[self.state_colour], dtype=y.dtype)
+        else:
+            n_colours = self.n_colours
+            seeds = jnp.asarray(np.eye(n_colours)[self.colour], dtype=y.dtype)
         buf = jnp.zeros(self.n_nodes_total, dtype=y.dtype)
         buf = jax.lax.dynamic_update_slice(buf, leaves, (0,))
-        tan = jnp.zeros((self.n_nodes_total, self.n_colours), dtype=y.dtype)
+        tan = jnp.zeros((self.n_nodes_total, n_colours), dtype=y.dtype)
         tan = jax.lax.dynamic_update_slice(tan, seeds, (n_c, 0))
         offset = leaves.shape[0]
         for level in self.levels:
@@ -442,6 +453,7 @@ def build_tape(
     )
     pattern = _sparsity(nodes, roots, len(states), len(params))
     colour = colour_columns(pattern)
+    state_colour = colour_columns(pattern[:, : len(states)])
     return Tape(
         constants=constants,
         n_states=len(states),
@@ -452,6 +464,8 @@ def build_tape(
         pattern=pattern,
         colour=colour,
         n_colours=int(colour.max(initial=-1)) + 1,
+        state_colour=state_colour,
+        n_state_colours=int(state_colour.max(initial=-1)) + 1,
     )
 
 
@@ -481,9 +495,11 @@ def _sparsity(nodes: list[tuple], roots: list[int], n_y: int, n_p: int) -> np.nd
     return pattern
 
 
-def vector_field(tape: Tape):
+def vector_field(tape: Tape, jacobian=None):
     """``f(t, y, p)`` evaluated by ``tape``, with a custom JVP that multiplies the
-    tangents by the coloured Jacobian (see the module docstring)."""
+    tangents by the coloured Jacobian (see the module docstring), or by
+    ``jacobian(t, y, p, f)`` [n_out, n_states + n_params + 1] where given (the model's
+    own, e.g. through its reaction fluxes)."""
     n_y, n_p = tape.n_states, tape.n_params
 
     @jax.custom_jvp
@@ -496,7 +512,11 @@ def vector_field(tape: Tape):
         dt, dy, dp = tangents
         # A dense product: under jax.jacfwd (500 tangents) it is one matrix product,
         # where a product with the nonzeros (gather, scatter-add) took 7x longer.
-        value, jac = tape.jacobian(t, y, p)
+        if jacobian is None:
+            value, jac = tape.jacobian(t, y, p)
+        else:
+            value = tape(t, y, p)
+            jac = jacobian(t, y, p, value)
         out = jac[:, :n_y] @ dy + jac[:, n_y : n_y + n_p] @ dp.astype(y.dtype)
         return value, out + jac[:, n_y + n_p] * jnp.asarray(dt, dtype=y.dtype)
 

@@ -170,10 +170,12 @@ def test_gradient_matches_central_finite_differences(name):
 @pytest.mark.slow
 def test_chen_with_the_sparse_bdf():
     """Chen_MSB2009 (500 states) by the BDF with its sparse LU (the Jacobian's pattern
-    from the tape) reproduces the reference llh (rtol 1e-3). 6.6 min at nice 19 on 2
-    cores loaded 6-fold (2026-12-01); mostly compilation (benchmarks/RESULTS.md)."""
+    from the tape, its values through the reaction fluxes) reproduces the reference
+    llh (rtol 1e-3). 6.6 min at nice 19 on 2 cores loaded 6-fold (2026-12-01); mostly
+    compilation (benchmarks/RESULTS.md)."""
     problem = load_problem(problem_path("Chen_MSB2009"))
     assert sparse_solver_for(problem.model.jacobian_pattern) is not None
+    assert problem.model.flux_jacobian.n_colours == 7  # df/dy's own sweep needs 144
     llh, parameters = make_llh(problem, dataclasses.replace(DEFAULT_SOLVER, solver="bdf"))
     value = float(llh(jax.numpy.asarray(parameters.nominal_theta)))
     assert value == pytest.approx(REFERENCE_LLH["Chen_MSB2009"], rel=REFERENCE_RTOL)

@@ -49,9 +49,10 @@ def test_tape_values_and_derivatives():
         jac_y, jac_p = jax.jacfwd(f, argnums=(1, 2))(t, y, p)
         grads = jax.grad(lambda t, y, p: jnp.dot(w, f(t, y, p)), argnums=(0, 1, 2))(t, y, p)
         compressed = tape.compressed_jacobian(t, y, p)[1]
-        return value, jac_y, jac_p, grads, compressed
+        states_only = tape.compressed_jacobian(t, y, p, states_only=True)[1]
+        return value, jac_y, jac_p, grads, compressed, states_only
 
-    value, jac_y, jac_p, grads, compressed = everything(t, y, p)
+    value, jac_y, jac_p, grads, compressed, states_only = everything(t, y, p)
     ref_jac_y, ref_jac_p = jax.jacfwd(_reference, argnums=(1, 2))(t, y, p)
     ref_grads = jax.grad(lambda t, y, p: jnp.dot(w, _reference(t, y, p)), argnums=(0, 1, 2))(
         t, y, p
@@ -65,5 +66,9 @@ def test_tape_values_and_derivatives():
     pattern = tape.pattern[:, :N]
     rows, cols = np.nonzero(pattern)
     values = np.asarray(compressed)[rows, tape.colour[cols]]
+    np.testing.assert_allclose(values, np.asarray(ref_jac_y)[rows, cols], rtol=1e-13)
+    # ... and off the sweep over the state columns alone (their own colouring)
+    assert states_only.shape[1] == tape.n_state_colours <= tape.n_colours
+    values = np.asarray(states_only)[rows, tape.state_colour[cols]]
     np.testing.assert_allclose(values, np.asarray(ref_jac_y)[rows, cols], rtol=1e-13)
     assert np.all(np.asarray(ref_jac_y)[~pattern] == 0.0)
