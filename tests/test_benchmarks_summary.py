@@ -58,6 +58,19 @@ def test_records_take_the_faster_setting_and_the_faster_peer_call():
     assert recs["compile"]["ratio"] == pytest.approx(5.0 / 10.0)
 
 
+def test_the_peer_timed_alone_counts_when_it_is_faster():
+    # AMICI's calls repeated alone in each round (bench_petab.interleaved): when that
+    # is faster than its interleaved call, it is the reference, never the slower one
+    res = _result()
+    res["timings"]["AMICI run_simulations llh" + bench_petab.ALONE] = _timing(0.002)
+    res["timings"]["AMICI run_simulations gradient forward" + bench_petab.ALONE] = _timing(0.025)
+    recs = {r["quantity"]: r for r in bench_petab.records("Boehm_JProteomeRes2014", res)}
+    assert recs["llh"]["ratio"] == pytest.approx(0.004 / 0.002)
+    assert recs["llh"]["peer"].startswith("AMICI run_simulations llh (alone)")
+    assert recs["gradient"]["ratio"] == pytest.approx(0.015 / 0.020)  # interleaved faster
+    assert recs["gradient"]["peer"].startswith("AMICI run_simulations gradient forward (")
+
+
 def test_a_side_off_the_reference_is_not_timed():
     res = _result()
     am = {"llh": -138.22, "llh_bare": -140.0}  # the bare call disagrees: 1.3e-2
