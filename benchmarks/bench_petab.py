@@ -49,6 +49,7 @@ import argparse
 import dataclasses
 import json
 import os
+import resource
 import shutil
 import statistics
 import sys
@@ -101,6 +102,9 @@ SETTINGS = {
     "bdf-reverse": {"solver": "bdf", "adjoint": "recursive_checkpoint"},
     "kvaerno5-reverse": {"adjoint": "recursive_checkpoint"},
     "kvaerno5-forward": {"adjoint": "forward"},
+    # Smith_BMCSystBiol2013 (109 states, 25 parameters): reverse mode through the BDF
+    # asked for 29.6 GB (1024 checkpoints of the solver's loop state), see RESULTS.md
+    "bdf-forward": {"solver": "bdf", "adjoint": "forward"},
 }
 DEFAULT_SETTINGS = ("bdf", "kvaerno5")
 BUILD_DIR = Path(__file__).resolve().parent / "_build"
@@ -435,36 +439,112 @@ def prepare_amici(
 
 
 # ---------------------------------------------------------------- timing, checks
+#: Suffix of the peer's calls repeated alone in each round (see :func:`interleaved`).
+ALONE = " (alone)"
+
+
+def _usage() -> tuple[int, int, int]:
+    """The process's minor and major page faults and involuntary context switches."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_minflt, r.ru_majflt, r.ru_nivcsw
+
+
+def _thread_cpu() -> dict[str, tuple[str, int]]:
+    """CPU clock ticks (user + system) of each of the process's threads, by id: name."""
+    out = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            stat = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            name = (task / "comm").read_text().strip()
+        except OSError:  # the thread ended
+            continue
+        out[task.name] = (name, int(stat[11]) + int(stat[12]))
+    return out
+
+
+def _thread_cpu_since(before: dict) -> dict[str, float]:
+    """Seconds of CPU each thread (by name; threads of one name summed) used since
+    ``before`` (:func:`_thread_cpu`), the busiest first."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used: dict[str, float] = {}
+    for tid, (name, ticks) in _thread_cpu().items():
+        spent = (ticks - before.get(tid, (name, 0))[1]) / tick
+        used[name] = used.get(name, 0.0) + spent
+    return dict(sorted(used.items(), key=lambda kv: -kv[1]))
+
+
 def interleaved(
     calls: dict,
     rounds: int,
     warmup: bool = True,
     min_seconds: float = 0.0,
     max_rounds: int = 50,
+    alone: tuple[str, ...] = (),
+    pause: float = 0.05,
+    threads_used: dict | None = None,
 ) -> dict:
     """Every call once per round (after one warm-up call each, unless ``warmup`` is
     false: the preparation has called each compiled il6rcc function once already):
     ``rounds`` rounds, and more (up to ``max_rounds``) until ``min_seconds`` have
-    passed, so that cheap problems get enough rounds for their minima to settle."""
+    passed, so that cheap problems get enough rounds for their minima to settle.
+
+    The calls named in ``alone`` (the peer's) are called again in each round, after a
+    ``pause`` (seconds) that follows the last call of the round, each twice back to
+    back and the second timed, as ``<key> (alone)``: the same load as the interleaved
+    calls, but nothing of ours right before them and the peer's caches warm (as in an
+    optimiser's loop), so that whatever our calls leave behind (threads, evicted
+    caches) cannot slow the peer unseen (AMICI's bare llh of Blasi: 1.2 ms right after
+    its own calls, 1.9 ms after a pause; ``amici_interference.py``). Per call: wall
+    and process CPU time, minor and major page faults and involuntary context
+    switches (``getrusage``)."""
     if warmup:
         for fn in calls.values():
             fn()
-    times: dict = {k: {"wall": [], "cpu": []} for k in calls}
+    schedule = [(k, fn) for k, fn in calls.items()]
+    extra = [(k + ALONE, calls[k]) for k in calls if k in alone]
+    keys = [k for k, _ in schedule + extra]
+    times: dict = {
+        k: {"wall": [], "cpu": [], "other": [], "minflt": [], "majflt": [], "nivcsw": []}
+        for k in keys
+    }
+    threads = _thread_cpu()
     t0 = time.perf_counter()
     done = 0
     while done < rounds or (time.perf_counter() - t0 < min_seconds and done < max_rounds):
         done += 1
-        for key, fn in calls.items():
-            c0, w0 = time.process_time(), time.perf_counter()
-            fn()
-            times[key]["wall"].append(time.perf_counter() - w0)
-            times[key]["cpu"].append(time.process_time() - c0)
+        for part in (schedule, extra):
+            if part is extra and extra:
+                time.sleep(pause)
+            for key, fn in part:
+                if part is extra:  # back to back with itself: its caches warm
+                    fn()
+                u0 = _usage()
+                c0, h0, w0 = time.process_time(), time.thread_time(), time.perf_counter()
+                fn()
+                w1, h1, c1 = time.perf_counter(), time.thread_time(), time.process_time()
+                u1 = _usage()
+                times[key]["wall"].append(w1 - w0)
+                times[key]["cpu"].append(c1 - c0)
+                times[key]["other"].append((c1 - c0) - (h1 - h0))
+                for i, field in enumerate(("minflt", "majflt", "nivcsw")):
+                    times[key][field].append(u1[i] - u0[i])
+    if threads_used is not None:  # CPU seconds of each thread over the rounds
+        threads_used.update(_thread_cpu_since(threads))
     return {
         k: {
             "median": statistics.median(v["wall"]),
             "min": min(v["wall"]),
             "cpu_median": statistics.median(v["cpu"]),
+            "cpu_min": min(v["cpu"]),
+            # CPU time of the process's other threads during the call (XLA's workers
+            # run il6rcc's programs; during a peer's call it is what they burn idle)
+            "other_threads_cpu_median": statistics.median(v["other"]),
+            "minor_faults_median": statistics.median(v["minflt"]),
+            "major_faults_median": statistics.median(v["majflt"]),
+            "involuntary_switches_median": statistics.median(v["nivcsw"]),
             "runs": v["wall"],
+            "cpu_runs": v["cpu"],
+            "other_threads_cpu_runs": v["other"],
         }
         for k, v in times.items()
     }
@@ -504,6 +584,16 @@ def gradient_difference(a: dict, b: dict) -> dict:
     }
 
 
+def peer_keys(timings: dict) -> dict[str, list[str]]:
+    """The peer's calls for each quantity: bare and ``simulate_petab``, interleaved and
+    alone (:func:`interleaved`); the best of them is the reference."""
+    amici = [k for k in timings if k.startswith("AMICI")]
+    return {
+        "llh": [k for k in amici if " llh" in k],
+        "gradient": [k for k in amici if " gradient " in k],
+    }
+
+
 def best(timings: dict, keys: list[str], stat: str = "min") -> tuple[str, float] | None:
     present = [(timings[k][stat], k) for k in keys if k in timings]
     if not present:
@@ -512,37 +602,61 @@ def best(timings: dict, keys: list[str], stat: str = "min") -> tuple[str, float]
     return key, value
 
 
+#: The measures a ratio is taken in (see :func:`records`): wall time and process CPU
+#: time (il6rcc's XLA threads included), the minimum over the rounds of each.
+MEASURES = {"wall": "min", "CPU": "cpu_min"}
+
+
 def records(name: str, r: dict) -> list[dict]:
     """Summary records for one problem (see run_all.py): for each quantity, il6rcc's
-    faster setting against the peer's faster call (both minima over the rounds), only
-    where both gave the reference llh; compile: the setting's llh + gradient, cold."""
+    faster setting against the peer's faster call, only where both gave the reference
+    llh; compile: the setting's llh + gradient, cold.
+
+    The ratio is the larger (the less favourable to il6rcc) of the ratio of wall-time
+    minima and that of CPU-time minima, each side's best taken in each measure. On a
+    loaded machine the wall-time minimum favours the shorter call: a call shorter than
+    the scheduler's time slice sometimes runs unpreempted, a longer one never does
+    (2026-12-01, Zhao: AMICI's 15 ms of CPU never took under 28.8 ms of wall in 8
+    rounds, il6rcc's 4 ms took 3.9), so a faster il6rcc looked faster still. CPU time
+    is not stretched by preemption; where il6rcc's XLA threads work in parallel it
+    exceeds the wall time, and the wall ratio then decides. Results recorded before
+    CPU minima were kept: the wall ratio only."""
     t = r["timings"]
     am = r.get("amici", {})
     out = []
-    peers = {
-        "llh": ["AMICI run_simulations llh", "AMICI simulate_petab llh"],
-        "gradient": [k for k in t if k.startswith("AMICI") and " gradient " in k],
-    }
-    for quantity, suffix in (("llh", "llh"), ("gradient", "gradient")):
-        ours = best(t, [f"il6rcc {il['label']} {suffix}" for il in r["il6rcc"]])
-        peer = best(t, peers[quantity])
-        if ours is None or peer is None:
+    peers = peer_keys(t)
+    for quantity in ("llh", "gradient"):
+        keys = [f"il6rcc {il['label']} {quantity}" for il in r["il6rcc"]]
+        ratios = {}
+        for measure, stat in MEASURES.items():
+            if not all(stat in t[k] for k in [*keys, *peers[quantity]] if k in t):
+                continue
+            ours = best(t, keys, stat)
+            peer = best(t, peers[quantity], stat)
+            if ours is not None and peer is not None:
+                ratios[measure] = (ours[1] / peer[1], ours, peer)
+        if not ratios:
             continue
+        measure = max(ratios, key=lambda m: ratios[m][0])
+        ratio, ours, peer = ratios[measure]
         label = ours[0].split()[1]
         il = next(i for i in r["il6rcc"] if i["label"] == label)
         # gradient_by: recorded since the PEtab default's adjoint became "auto"
         by = il.get("gradient_by") or il.get("solver", {}).get("adjoint", "?")
         how = f", {by}" if quantity == "gradient" else ""
+        what = "min over rounds" if measure == "wall" else "CPU time, min over rounds"
         out.append(
             {
                 "problem": name,
                 "quantity": quantity,
-                "il6rcc": f"{label}{how} (rtol=atol=1e-8; min over rounds)",
+                "il6rcc": f"{label}{how} (rtol=atol=1e-8; {what})",
                 "il6rcc_ms": 1e3 * ours[1],
                 "peer": f"{peer[0]} (CVODES, rtol={am['solver']['rtol']}, "
-                f"atol={am['solver']['atol']}, 1 thread; min over rounds)",
+                f"atol={am['solver']['atol']}, 1 thread; {what})",
                 "peer_ms": 1e3 * peer[1],
-                "ratio": ours[1] / peer[1],
+                "ratio": ratio,
+                "measure": measure,
+                **{f"ratio_{m.lower()}": v[0] for m, v in ratios.items()},
             }
         )
     if "import_compile_s" in am:
@@ -572,10 +686,7 @@ def report(res: dict) -> str:
         ref = REFERENCE_LLH.get(name)
         text.append(f"### {name}\n")
         rows = []
-        peers = {
-            "llh": ["AMICI run_simulations llh", "AMICI simulate_petab llh"],
-            "gradient": [k for k in t if k.startswith("AMICI") and "gradient" in k],
-        }
+        peers = peer_keys(t)
         for key, timing in t.items():
             ratio = cpu_ratio = ""
             if key.startswith("il6rcc"):
@@ -587,6 +698,12 @@ def report(res: dict) -> str:
                     cpu_ratio = f"{timing['cpu_median'] / cpu_peer:.2f}"
             cpu = C.ms(timing["cpu_median"])
             row = [key, C.ms(timing["min"]), C.ms(timing["median"]), cpu, ratio, cpu_ratio]
+            if "minor_faults_median" in timing:  # recorded since 2026-12-01
+                row += [
+                    C.ms(timing["other_threads_cpu_median"]),
+                    f"{timing['minor_faults_median']:g} / {timing['major_faults_median']:g}",
+                    f"{timing['involuntary_switches_median']:g}",
+                ]
             rows.append(row)
         header = [
             "call",
@@ -596,8 +713,18 @@ def report(res: dict) -> str:
             "/ AMICI best",
             "CPU / AMICI best CPU",
         ]
+        if any("minor_faults_median" in v for v in t.values()):
+            header += [
+                "other threads' CPU ms (median)",
+                "page faults minor / major (median)",
+                "involuntary switches (median)",
+            ]
+            rows = [r + [""] * (len(header) - len(r)) for r in rows]
         text.append(C.markdown_table(header, rows))
         text.append("")
+        if r.get("thread_cpu_s"):
+            busy = ", ".join(f"{k} {v:.2f}" for k, v in list(r["thread_cpu_s"].items())[:6])
+            text.append(f"CPU seconds per thread over the rounds (busiest first): {busy}\n")
         for il in r["il6rcc"]:
             cold = il["compile"]
             warm = il.get("compile_warm", {})
@@ -750,6 +877,10 @@ def main(argv=None) -> int:
         "--no-warm-compile", action="store_true",
         help="skip the second (warm, persistent cache) compilation of each function",
     )  # fmt: skip
+    ap.add_argument(
+        "--no-peer-alone", action="store_true",
+        help="do not repeat AMICI's calls alone (after a pause) in each round",
+    )  # fmt: skip
     ap.add_argument("--out", type=Path, default=C.RESULTS_DIR)
     args = ap.parse_args(argv)
     t_start = time.perf_counter()
@@ -792,14 +923,21 @@ def main(argv=None) -> int:
             if check.get("AMICI", True):
                 calls.update(am_calls)
             print(f"{name}: {args.repeats} interleaved rounds of {len(calls)} calls", flush=True)
+            threads_used: dict = {}
             timings = interleaved(
-                calls, args.repeats, warmup=not args.no_warmup, min_seconds=args.min_seconds
+                calls,
+                args.repeats,
+                warmup=not args.no_warmup,
+                min_seconds=args.min_seconds,
+                alone=() if args.no_peer_alone else tuple(k for k in calls if k in am_calls),
+                threads_used=threads_used,
             )
             res["problems"][name] = {
                 "il6rcc": ils,
                 "amici": am,
                 "reference_check": check,
                 "timings": timings,
+                "thread_cpu_s": threads_used,
             }
             for il in ils:
                 if il["solver"]["solver"] in ("bdf", "ndf"):

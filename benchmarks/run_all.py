@@ -169,14 +169,16 @@ def median_records(petab: dict[tuple[str, str], dict]) -> list[dict]:
     ``BENCHMARK_PROBLEMS``). A problem without a measured ratio (Chen_MSB2009's
     gradient: il6rcc's did not finish) counts as a loss of unknown size (+inf), so a
     missing measurement can never pull the median down; the median is null when half
-    or more are missing."""
+    or more are missing. A record marked ``wrong`` (a value that disagrees with the
+    reference or with finite differences: Chen_MSB2009's gradient) counts as missing: a
+    fast wrong answer wins nothing."""
     from il6rcc.petab_io import BENCHMARK_PROBLEMS
 
     out = []
     for quantity in ("llh", "gradient"):
-        ratios = {
-            p: petab[(p, quantity)]["ratio"] for p in BENCHMARK_PROBLEMS if (p, quantity) in petab
-        }
+        found = {p: petab[(p, quantity)] for p in BENCHMARK_PROBLEMS if (p, quantity) in petab}
+        wrong = [p for p, rec in found.items() if rec.get("wrong")]
+        ratios = {p: rec["ratio"] for p, rec in found.items() if p not in wrong}
         missing = [p for p in BENCHMARK_PROBLEMS if p not in ratios]
         median = statistics.median([*ratios.values(), *[math.inf] * len(missing)])
         out.append(
@@ -189,7 +191,8 @@ def median_records(petab: dict[tuple[str, str], dict]) -> list[dict]:
                 "peer_ms": None,
                 "ratio": median if math.isfinite(median) else None,
                 "ratios": ratios,
-                "not_measured": missing,
+                "not_measured": [p for p in missing if p not in wrong],
+                "wrong": wrong,
             }
         )
     return out

@@ -58,6 +58,41 @@ def test_records_take_the_faster_setting_and_the_faster_peer_call():
     assert recs["compile"]["ratio"] == pytest.approx(5.0 / 10.0)
 
 
+def test_the_peer_timed_alone_counts_when_it_is_faster():
+    # AMICI's calls repeated alone in each round (bench_petab.interleaved): when that
+    # is faster than its interleaved call, it is the reference, never the slower one
+    res = _result()
+    res["timings"]["AMICI run_simulations llh" + bench_petab.ALONE] = _timing(0.002)
+    res["timings"]["AMICI run_simulations gradient forward" + bench_petab.ALONE] = _timing(0.025)
+    recs = {r["quantity"]: r for r in bench_petab.records("Boehm_JProteomeRes2014", res)}
+    assert recs["llh"]["ratio"] == pytest.approx(0.004 / 0.002)
+    assert recs["llh"]["peer"].startswith("AMICI run_simulations llh (alone)")
+    assert recs["gradient"]["ratio"] == pytest.approx(0.015 / 0.020)  # interleaved faster
+    assert recs["gradient"]["peer"].startswith("AMICI run_simulations gradient forward (")
+
+
+def test_the_less_favourable_of_wall_and_cpu_ratios_is_recorded():
+    # under load a long peer call is preempted in every round, a short one of ours not:
+    # the wall minima flatter il6rcc (0.004 / 0.010), the CPU minima do not (0.004 / 0.005)
+    res = _result()
+    for timing in res["timings"].values():
+        timing["cpu_min"] = timing["min"]
+    res["timings"]["AMICI run_simulations llh"] |= {"min": 0.010, "cpu_min": 0.005}
+    res["timings"]["AMICI simulate_petab llh"] |= {"min": 0.020, "cpu_min": 0.012}
+    recs = {r["quantity"]: r for r in bench_petab.records("Boehm_JProteomeRes2014", res)}
+    assert recs["llh"]["ratio_wall"] == pytest.approx(0.004 / 0.010)
+    assert recs["llh"]["ratio_cpu"] == pytest.approx(0.004 / 0.005)
+    assert recs["llh"]["ratio"] == pytest.approx(0.004 / 0.005)
+    assert recs["llh"]["measure"] == "CPU"
+    assert "CPU time" in recs["llh"]["peer"]
+    # where il6rcc's CPU exceeds its wall time (XLA threads in parallel), wall decides
+    res["timings"]["il6rcc kvaerno5 gradient"]["cpu_min"] = 0.030
+    res["timings"]["il6rcc bdf gradient"]["cpu_min"] = 0.180
+    recs = {r["quantity"]: r for r in bench_petab.records("Boehm_JProteomeRes2014", res)}
+    assert recs["gradient"]["ratio"] == pytest.approx(0.030 / 0.020)
+    assert recs["gradient"]["ratio_wall"] == pytest.approx(0.015 / 0.020)
+
+
 def test_a_side_off_the_reference_is_not_timed():
     res = _result()
     am = {"llh": -138.22, "llh_bare": -140.0}  # the bare call disagrees: 1.3e-2
@@ -114,3 +149,16 @@ def test_no_median_when_half_the_problems_are_missing(tmp_path):
     (llh,) = [r for r in out if r["problem"].startswith("median") and r["quantity"] == "llh"]
     assert llh["ratio"] is None
     assert len(llh["not_measured"]) == 4
+
+
+def test_a_wrong_value_counts_as_a_loss(tmp_path):
+    names = list(BENCHMARK_PROBLEMS)
+    grad = [_rec(p, "gradient", r) for p, r in zip(names[:7], GRAD, strict=True)]
+    grad.append({**_rec(names[7], "gradient", 0.01), "wrong": "off finite differences"})
+    _write(tmp_path, "petab", "2026-12-01", grad)
+    out = json.loads(run_all.write_records(tmp_path).read_text(encoding="utf-8"))
+    (med,) = [r for r in out if r["problem"].startswith("median") and r["quantity"] == "gradient"]
+    # the wrong 0.01 would make it (0.6 + 0.8) / 2; as a loss: (0.8 + 1.0) / 2
+    assert med["ratio"] == pytest.approx(0.9)
+    assert med["wrong"] == [names[7]]
+    assert med["not_measured"] == []
