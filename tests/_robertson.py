@@ -5,6 +5,7 @@ tests/test_models_checkpoints.py, tests/test_models_chord.py); and the loss thro
 diffrax those last two differentiate."""
 
 import diffrax
+import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.integrate
@@ -92,3 +93,11 @@ def central_differences(value, x, h: float = 1e-3) -> np.ndarray:
     """Central differences of the scalar function ``value`` at ``x``."""
     x = np.asarray(x, dtype=float)
     return np.array([(value(x + h * e) - value(x - h * e)) / (2 * h) for e in np.eye(x.size)])
+
+
+def compiled(settings):
+    """The jitted value and gradient of :func:`loss` under ``settings``, and its value,
+    states, success and gradient at LOG_K."""
+    fn = jax.jit(jax.value_and_grad(lambda x: loss(settings, x), has_aux=True))
+    (value, (ys, ok)), grad = fn(jnp.asarray(LOG_K))
+    return fn, float(value), np.asarray(ys), bool(ok), np.asarray(grad)

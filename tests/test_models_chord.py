@@ -3,12 +3,11 @@ Kvaerno5 with diffrax's automatic first step, whose first step is rejected after
 stage's chord iteration diverged. Before a failed stage solve returned its starting
 point, the forward solution was right and every component of the gradient was NaN."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
 import pytest
-from _robertson import LOG_K, central_differences, loss, radau
+from _robertson import LOG_K, central_differences, compiled, radau
 
 from il6rcc.models import SolverSettings, StepChord
 
@@ -17,30 +16,32 @@ def _settings(root_finder: str) -> SolverSettings:
     return SolverSettings(rtol=1e-6, atol=1e-10, max_steps=1000, root_finder=root_finder)
 
 
-#: the LU variant differs only in the linear solve of each iteration: a second compile
-#: (about 10 s), so outside the default run
-ROOT_FINDERS = ["step_chord", pytest.param("step_chord_lu", marks=pytest.mark.slow)]
+#: The default root finder (``step_chord``) on Robertson is tests/test_models_checkpoints.py's
+#: ``shipped`` fixture (the same settings: one compile, not two); here optimistix's chord
+#: and the LU variant, which differ only in the linear algebra of each iteration (one
+#: more gradient compile each, about 10 s), outside the default run.
+ROOT_FINDERS = [
+    pytest.param("step_chord_lu", marks=pytest.mark.slow),
+    pytest.param("chord", marks=pytest.mark.slow),
+]
 
 
 @pytest.fixture(scope="module", params=ROOT_FINDERS)
-def step_chord(request):
+def other_root_finder(request):
     """The jitted value and gradient of the Robertson loss, and its value, states,
     success and gradient at LOG_K."""
-    settings = _settings(request.param)
-    fn = jax.jit(jax.value_and_grad(lambda x: loss(settings, x), has_aux=True))
-    (value, (ys, ok)), grad = fn(jnp.asarray(LOG_K))
-    return fn, float(value), np.asarray(ys), bool(ok), np.asarray(grad)
+    return compiled(_settings(request.param))
 
 
-def test_solution_within_the_tolerance(step_chord):
-    _, _, ys, ok, _ = step_chord
+def test_solution_within_the_tolerance(other_root_finder):
+    _, _, ys, ok, _ = other_root_finder
     assert ok
     # Robertson's global error at rtol 1e-6 is about 1.2e-4 (relative)
     np.testing.assert_allclose(ys, radau(LOG_K), rtol=5e-4)
 
 
-def test_gradient_is_finite_and_matches_finite_differences(step_chord):
-    fn, _, _, _, grad = step_chord
+def test_gradient_is_finite_and_matches_finite_differences(other_root_finder):
+    fn, _, _, _, grad = other_root_finder
     assert np.all(np.isfinite(grad)), grad
     fd = central_differences(lambda x: float(fn(jnp.asarray(x))[0][0]), LOG_K)
     # central differences: O(h^2) truncation plus the solver's error over h
